@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# CydYnni Hub — the one entry point.
+#
+#   ./build.sh [options]     build the SD image (see ./build.sh --help and build.conf)
+#   ./build.sh test          install test dependencies, run every test (what CI runs)
+#   ./build.sh dev           run Mosquitto, Redis, MariaDB and the hub on localhost
+#   ./build.sh bench         run the benchmarks in bench/
+#   ./build.sh qemu          boot the last built image in QEMU (hub on localhost:8080)
+#
+# Thin glue only: the work is done by Python in image/, hub/, tests/ and bench/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${ROOT}/.venv"
+cd "$ROOT"
+
+info() { printf '[INFO] %s\n' "$*"; }
+die() { printf '[ERROR] %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the tests and the dev stack need (servers run as real processes).
+TEST_APT_PACKAGES=(python3 python3-venv python3-dev gcc mosquitto mosquitto-clients
+                   redis-server mariadb-server mariadb-client iproute2)
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (run as root or install them)"
+  info "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps the packages' own services from starting: tests start their own.
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created" -eq 1 ] && rm -f "$policy"
+  return 0
+}
+
+ensure_venv() {
+  local stamp="${VENV}/.requirements-test.txt"
+  if [ ! -x "${VENV}/bin/python" ]; then
+    info "creating ${VENV}"
+    python3 -m venv "$VENV"
+  fi
+  if ! cmp -s requirements-test.txt "$stamp"; then
+    info "installing pinned Python packages (requirements-test.txt)"
+    "${VENV}/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt
+    cp requirements-test.txt "$stamp"
+  fi
+}
+
+cmd_test() {
+  apt_install "${TEST_APT_PACKAGES[@]}"
+  ensure_venv
+  info "ruff"
+  "${VENV}/bin/ruff" check .
+  info "unit and integration tests (real Mosquitto, Redis, MariaDB)"
+  "${VENV}/bin/python" -m pytest -q --ignore=tests/image "$@"
+}
+
+cmd_dev() {
+  apt_install "${TEST_APT_PACKAGES[@]}"
+  ensure_venv
+  exec "${VENV}/bin/python" -m tests.devstack "$@"
+}
+
+cmd_bench() {
+  apt_install "${TEST_APT_PACKAGES[@]}"
+  ensure_venv
+  exec "${VENV}/bin/python" -m bench "$@"
+}
+
+cmd_build() {
+  die "the image builder has not landed yet (issue 3); './build.sh test' runs the tests"
+}
+
+cmd_qemu() {
+  die "the image builder has not landed yet (issue 3)"
+}
+
+case "${1:-}" in
+  test) shift; cmd_test "$@" ;;
+  dev) shift; cmd_dev "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  qemu) shift; cmd_qemu "$@" ;;
+  *) cmd_build "$@" ;;
+esac

@@ -1,0 +1,131 @@
+"""MariaDB access: one connection per thread, and versioned migrations applied at start.
+
+Migrations are `hub/migrations/NNN_name.sql` files, applied in order, each once; the applied
+versions are recorded in `schema_migrations`. Applying them again is a no-op, so every process
+(web, worker, `hub admin migrate`) may call `migrate()` at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pymysql
+import pymysql.cursors
+
+from hub.config import Config
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseError(RuntimeError):
+    """The database could not be reached or a migration failed."""
+
+
+def connect(config: Config) -> pymysql.Connection:
+    kwargs = dict(user=config.db_user, password=config.db_password, database=config.db_name,
+                  charset="utf8mb4", autocommit=True, connect_timeout=5,
+                  cursorclass=pymysql.cursors.DictCursor)
+    try:
+        if config.db_socket:
+            return pymysql.connect(unix_socket=config.db_socket, **kwargs)
+        return pymysql.connect(host=config.db_host, port=config.db_port, **kwargs)
+    except pymysql.err.OperationalError as exc:
+        where = config.db_socket or f"{config.db_host}:{config.db_port}"
+        raise DatabaseError(f"cannot connect to MariaDB at {where} as {config.db_user!r}: "
+                            f"{exc.args[-1]}") from exc
+
+
+class Database:
+    """Thread-local connections; `cursor()` reconnects once if the server dropped us."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._local = threading.local()
+
+    def connection(self) -> pymysql.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not conn.open:
+            conn = self._local.conn = connect(self.config)
+        return conn
+
+    @contextmanager
+    def cursor(self) -> Iterator[pymysql.cursors.DictCursor]:
+        conn = self.connection()
+        try:
+            conn.ping(reconnect=True)
+        except pymysql.err.Error:
+            conn = self._local.conn = connect(self.config)
+        with conn.cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def transaction(self) -> Iterator[pymysql.cursors.DictCursor]:
+        conn = self.connection()
+        conn.ping(reconnect=True)
+        conn.begin()
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.open:
+            conn.close()
+        self._local.conn = None
+
+
+def migrations() -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise DatabaseError(f"migration file name must be NNN_name.sql: {path.name}")
+        found.append((int(match.group(1)), path))
+    return found
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply pending migrations; returns the versions applied now."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INT PRIMARY KEY, name VARCHAR(128) NOT NULL,"
+                    " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+        # Two processes starting together must not both apply a migration.
+        cur.execute("SELECT GET_LOCK('hub_migrate', 60) AS got")
+        if not cur.fetchone()["got"]:
+            raise DatabaseError("timed out waiting for another process to finish migrating")
+        try:
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {row["version"] for row in cur.fetchall()}
+            applied = []
+            for version, path in migrations():
+                if version in done:
+                    continue
+                log.info("applying migration %s", path.name)
+                for statement in _statements(path.read_text()):
+                    try:
+                        cur.execute(statement)
+                    except pymysql.err.Error as exc:
+                        raise DatabaseError(f"migration {path.name} failed: {exc}") from exc
+                cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                            (version, path.name))
+                applied.append(version)
+            return applied
+        finally:
+            cur.execute("SELECT RELEASE_LOCK('hub_migrate')")

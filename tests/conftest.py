@@ -1,0 +1,112 @@
+"""Shared fixtures: real servers for the session, a fresh hub (database, Redis prefix, data
+directory, web server) per test, and helpers to register and log in.
+
+    def test_x(client, admin):      # client talks to a real cheroot server of a fresh app
+        client.get("/feed/list.json", {"apikey": admin.apikey_write})
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hub.config import Config, load_config
+from hub.context import HubContext
+from tests.client import Client
+from tests.servers import Servers, free_port
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with Servers.start(tmp_path_factory.mktemp("servers")) as running:
+        yield running
+
+
+@pytest.fixture
+def hub_config(servers: Servers, tmp_path: Path) -> Iterator[Config]:
+    """Settings for a fresh hub: its own database, Redis key prefix and data directory."""
+    db_name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    servers.create_database(db_name)
+    overrides = servers.hub_settings(tmp_path / "data", db_name)
+    overrides["redis_prefix"] = f"test{next(_counter)}-{uuid.uuid4().hex[:6]}:"
+    overrides["flush_interval"] = 1
+    (tmp_path / "data").mkdir()
+    yield load_config(tmp_path / "absent.toml", overrides=overrides, environ={})
+    servers.drop_database(db_name)
+
+
+@pytest.fixture
+def ctx(hub_config: Config) -> Iterator[HubContext]:
+    from hub.db import migrate
+
+    context = HubContext(hub_config)
+    migrate(context.db)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def web(ctx: HubContext) -> Iterator[tuple[str, int]]:
+    """A real cheroot server of a fresh app on a free loopback port."""
+    from cheroot import wsgi
+
+    from hub.app import create_app
+
+    app = create_app(ctx.config, ctx)
+    port = free_port()
+    server = wsgi.Server(("127.0.0.1", port), app, numthreads=4)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield ("127.0.0.1", port)
+    server.stop()
+    thread.join(10)
+
+
+@pytest.fixture
+def client(web: tuple[str, int]) -> Client:
+    return Client(*web)
+
+
+@pytest.fixture
+def new_client(web: tuple[str, int]):
+    """Make more clients (each with its own cookies) for the same server."""
+    return lambda: Client(*web)
+
+
+@dataclass
+class Account:
+    userid: int
+    username: str
+    password: str
+    apikey_read: str
+    apikey_write: str
+    client: Client  # logged in with a session cookie
+
+
+def make_account(client_factory, username: str, password: str = "correct horse",
+                 by: Client | None = None) -> Account:
+    """Register (as `by`, an admin session, when not the first user) and log in."""
+    registrar = by or client_factory()
+    reg = registrar.post("/user/register.json", {"username": username, "password": password})
+    assert reg.status == 200, reg.text
+    keys = reg.json()
+    session = client_factory()
+    login = session.post("/user/login.json", {"username": username, "password": password})
+    assert login.status == 200, login.text
+    return Account(keys["userid"], username, password, keys["apikey_read"],
+                   keys["apikey_write"], session)
+
+
+@pytest.fixture
+def admin(new_client) -> Account:
+    """The first registered user (the administrator), logged in."""
+    return make_account(new_client, "admin")
