@@ -25,10 +25,12 @@ Interruptible run of P seconds: cut the horizon into pieces (slots clipped to th
 and take the cheapest pieces until P is filled; the last piece taken may be partial. This is
 the fractional-knapsack optimum: no set of total length P costs less.
 
-Tie-break (stated and tested): among equal-cost choices the EARLIEST wins.
-- contiguous: the earliest start whose cost is within TIE_TOLERANCE of the minimum;
-- interruptible: pieces are taken by (value, start time), so among equal values the earlier
-  slot is used first;
+Tie-break (stated and tested): among equal-cost choices the one with the fewest unknown
+(gap) seconds wins, then the EARLIEST.
+- contiguous: among starts whose cost is within TIE_TOLERANCE of the minimum, the fewest
+  gap seconds, then the earliest start;
+- interruptible: pieces are taken by (value, known before gap, start time), so among equal
+  values the earlier slot is used first;
 - a partial piece sits at the start of its slot, or at the end when that joins it to the
   chosen slot that follows and there is none it could join before (fewer switchings, same
   cost).
@@ -96,7 +98,13 @@ def choose_contiguous(signal: Signal, period_s: int, earliest: int, ready_by: in
     costs = np.interp(candidates + period, knots, cumulative) - np.interp(
         candidates, knots, cumulative
     )
-    best = int(np.argmax(costs <= costs.min() + _tolerance(cumulative)))  # first = earliest
+    gap_total = np.concatenate(([0.0], np.cumsum(np.isnan(signal.values))))
+    unknown = np.interp(candidates + period, knots, gap_total) - np.interp(
+        candidates, knots, gap_total
+    )
+    tied = costs <= costs.min() + _tolerance(cumulative)
+    tied &= unknown <= unknown[tied].min() + 1e-9  # then the fewest unknown (gap) seconds
+    best = int(np.argmax(tied))  # then the first candidate, i.e. the earliest start
     start = int(candidates[best])
     return Choice((Window(start, start + period),), period_s, Window(lo, hi))
 
@@ -109,7 +117,9 @@ def choose_interruptible(signal: Signal, period_s: int, earliest: int, ready_by:
     piece_start = np.clip(knots[:-1], lo, hi)
     piece_end = np.clip(knots[1:], lo, hi)
     inside = np.flatnonzero(piece_end > piece_start)  # slots overlapping the horizon
-    order = inside[np.lexsort((piece_start[inside], costs[inside]))]  # by value, then time
+    gaps = np.isnan(signal.values)
+    # by value, then known before unknown, then time
+    order = inside[np.lexsort((piece_start[inside], gaps[inside], costs[inside]))]
     lengths = piece_end[order] - piece_start[order]
     filled = np.cumsum(lengths)
     full = int(np.searchsorted(filled, period, side="right"))  # pieces taken whole
