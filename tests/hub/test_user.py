@@ -89,10 +89,12 @@ def test_admin_issued_reset_token_is_single_use(admin, new_client):
     bob = make_account(new_client, "bob", by=admin.client)
     token = admin.client.post("/user/resettoken.json", {"userid": bob.userid}).json()["token"]
     anon = new_client()
-    assert anon.post("/user/resetpassword.json", {"token": token, "new": "bobs-new-pw"}).status == 200
+    reset = anon.post("/user/resetpassword.json", {"token": token, "new": "bobs-new-pw"})
+    assert reset.status == 200
     again = anon.post("/user/resetpassword.json", {"token": token, "new": "another-pw-1"})
     assert again.status == 400
-    assert anon.post("/user/login.json", {"username": "bob", "password": "bobs-new-pw"}).status == 200
+    login = anon.post("/user/login.json", {"username": "bob", "password": "bobs-new-pw"})
+    assert login.status == 200
 
 
 def test_non_admin_cannot_issue_reset(admin, new_client):
