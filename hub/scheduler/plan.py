@@ -208,10 +208,12 @@ def plan_run(
 
     `frozen`: the window of a contiguous run that has started; it is returned unchanged.
     """
+    if remaining_s <= 0:
+        return Plan("done", (), ready_by)
     if frozen is not None:
         return Plan("running", (frozen,), ready_by, remaining_s)
-    if remaining_s <= 0 or earliest >= ready_by:
-        return Plan("done", (), ready_by, 0, max(0, remaining_s))
+    if earliest >= ready_by:
+        return Plan("done", (), ready_by, 0, remaining_s)
     covered_to = max(signal.end, earliest)
     if ready_by - covered_to - remaining_s >= WAIT_MARGIN:
         return Plan("waiting_for_signal", (), ready_by, remaining_s,

@@ -3,9 +3,9 @@
 Not used to schedule anything. Tests and bench/bench_scheduler.py run it next to our
 optimiser to prove ours is never worse on the same input.
 
-Behaviour ported from emoncms/demandshaper `lib/scheduler2.php` (schedule_block,
-schedule_interruptible, forecast_calc_min_max; see /work/shared/reference/demandshaper.md
-§1.3), quirks included on purpose:
+Behaviour ported (rewritten, not copied) from emoncms/demandshaper `lib/scheduler2.php` as of
+11abe31e (schedule_block, schedule_interruptible, forecast_calc_min_max; our reference notes
+demandshaper.md §1.3), quirks included on purpose:
 - block: the threshold is seeded with the sum at td=0; `<=` / `>=` means ties go to the
   LATEST window; a slot is usable when it STARTS before the end; a partial period is
   left-aligned in the window if its first value < its last value, else right-aligned
