@@ -24,7 +24,7 @@ from .errors import InvalidRequest, SchedulerError
 from .localtime import iso_local, zone
 from .optimise import Window, total_signal
 from .plan import ScheduleDefinition, explain, next_ready_by, plan_run
-from .signal import Signal
+from .signal import MAX_START, MIN_START, Signal
 
 KEYS = {"profile", "period", "ready_by", "interruptible", "now", "timezone", "compare_ds"}
 MAX_INPUT = 4 * 1024 * 1024
@@ -62,6 +62,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     for name, value in (("now", now), ("period", period)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidRequest(f"{name} must be an integer number of seconds, got {value!r}")
+    if not MIN_START <= now <= MAX_START:
+        raise InvalidRequest(f"now must be a unix time in seconds (2000..2100), got {now}")
     if not isinstance(interruptible, bool):
         raise InvalidRequest("interruptible must be true or false")
     ready_by = request["ready_by"]
@@ -69,6 +71,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         ready_by = next_ready_by(ScheduleDefinition(ready_by, max(period, 1)), now, tz)
     elif isinstance(ready_by, bool) or not isinstance(ready_by, int):
         raise InvalidRequest(f"ready_by must be unix seconds or 'HH:MM', got {ready_by!r}")
+    if not MIN_START <= ready_by <= MAX_START:
+        raise InvalidRequest(
+            f"ready_by must be a unix time in seconds (2000..2100), got {ready_by}"
+        )
     if ready_by <= now:
         raise InvalidRequest(f"ready_by {ready_by} is not after now {now}")
     if period <= 0:

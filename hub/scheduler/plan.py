@@ -29,10 +29,10 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .errors import InvalidSchedule, ReadyByPassed
+from .errors import InvalidRequest, InvalidSchedule, ReadyByPassed
 from .localtime import iso_local, local_to_unix, parse_hhmm, unix_to_local, zone
 from .optimise import MAX_PERIOD, Window, choose, filled_costs, total_signal
-from .signal import Signal
+from .signal import MAX_SPAN, Signal
 
 MODES = ("smart", "on", "off")
 WAIT_MARGIN = 600  # wait for a new profile only while the uncovered tail has this much slack
@@ -218,6 +218,11 @@ def plan_run(
     if ready_by - covered_to - remaining_s >= WAIT_MARGIN:
         return Plan("waiting_for_signal", (), ready_by, remaining_s,
                     latest_start=ready_by - remaining_s)
+    if ready_by - earliest > MAX_SPAN:
+        raise InvalidRequest(
+            f"cannot plan over {(ready_by - earliest) / 86_400:.1f} days: the profile must "
+            f"cover a window of at most {MAX_SPAN // 86_400} days before ready-by"
+        )
     choice = choose(signal.covering(earliest, ready_by), remaining_s, earliest, ready_by,
                     interruptible=interruptible)
     return Plan("scheduled", choice.windows, ready_by, remaining_s, choice.shortfall_s)

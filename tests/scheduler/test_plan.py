@@ -213,6 +213,13 @@ def test_plan_manual_modes_and_done():
     assert missed.status == "done" and missed.shortfall_s == 600
 
 
+def test_plan_started_contiguous_with_nothing_owed_is_done():
+    now = utc(2024, 5, 1, 0)
+    defn = ScheduleDefinition("06:00", 600)
+    occ = Occurrence(now + 3600, 0, (Window(now - 600, now),), started=True)
+    assert plan(defn, occ, night_signal(now, [1, 2]), now).status == "done"
+
+
 def test_roll_over_modes():
     now = utc(2024, 5, 1, 7)
     daily = ScheduleDefinition("06:00", 600, repeat=frozenset(range(7)), on_completion="smart")
