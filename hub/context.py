@@ -40,6 +40,12 @@ class HubContext:
 
         return UserStore(self)
 
+    @cached_property
+    def feeds(self):
+        from hub.models.feeds import FeedStore
+
+        return FeedStore(self)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
