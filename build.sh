@@ -76,12 +76,17 @@ cmd_bench() {
   exec "${VENV}/bin/python" -m bench "$@"
 }
 
+# Image build (issue 3): Python in image/, stages in stage-scripts/, settings in build.conf.
 cmd_build() {
-  die "the image builder has not landed yet (issue 3); './build.sh test' runs the tests"
+  case "${1:-}" in
+    -h|--help) exec python3 -m image build --help ;;
+  esac
+  [ "$(id -u)" -eq 0 ] || die "the image build needs root (mmdebstrap, chroot): sudo ./build.sh"
+  exec python3 -m image build "$@"
 }
 
 cmd_qemu() {
-  die "the image builder has not landed yet (issue 3)"
+  exec python3 -m image qemu "$@"
 }
 
 case "${1:-}" in

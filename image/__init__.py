@@ -1,0 +1,1 @@
+"""CydYnni Hub image builder: stages from stage-scripts/ turned into a flashable SD image."""

@@ -1,0 +1,120 @@
+"""Bootstrap the arm64 rootfs with mmdebstrap, or restore it from the cache.
+
+The cache key covers everything that decides the bootstrap's result: Debian source settings,
+the package lists of all stages, the hook scripts, the initramfs module list and this file.
+A rebuild that changes only the hub or a role therefore skips the ~5 min of emulated dpkg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from image import config as build_config
+from image import log
+from image.chroot import remove_tree
+from image.stages import all_packages
+
+HOOKS = Path(__file__).resolve().parent / "hooks"
+STEP_FILES = build_config.REPO_DIR / "stage-scripts/00-bootstrap/01-kernel/files"
+INITRAMFS_MODULES = STEP_FILES / "initramfs-modules"
+
+
+def sources(cfg: build_config.BuildConfig) -> list[str]:
+    """apt source lines: the suite, its -updates and, for Debian, -security."""
+    components = cfg["COMPONENTS"].replace(",", " ")
+    mirror, suite = cfg["MIRROR"].rstrip("/"), cfg["SUITE"]
+    lines = [f"deb {mirror} {suite} {components}", f"deb {mirror} {suite}-updates {components}"]
+    if mirror.endswith("/debian"):
+        lines.append(f"deb {mirror}-security {suite}-security {components}")
+    return lines
+
+
+def cache_key(cfg: build_config.BuildConfig, packages: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in ("SUITE", "MIRROR", "COMPONENTS", "ARCH"):
+        digest.update(f"{name}={cfg[name]}\n".encode())
+    digest.update(Path(cfg["KEYRING"]).read_bytes())
+    digest.update(" ".join(packages).encode())
+    for path in (*sorted(HOOKS.iterdir()), INITRAMFS_MODULES, Path(__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def mmdebstrap(cfg: build_config.BuildConfig, packages: list[str], boot_debs: Path) -> None:
+    apt_cache = cfg.cache_dir / f"apt-{cfg['SUITE']}-{cfg['ARCH']}"
+    apt_cache.mkdir(parents=True, exist_ok=True)
+    env = cfg.environ()
+    env.update(CYDYNNI_INITRAMFS_MODULES=str(INITRAMFS_MODULES), CYDYNNI_BOOT_DEBS=str(boot_debs))
+    cmd = [
+        "mmdebstrap", "--mode=root", "--variant=minbase", f"--arch={cfg['ARCH']}",
+        f"--components={cfg['COMPONENTS']}", f"--keyring={cfg['KEYRING']}",
+        "--aptopt=Acquire::Languages \"none\"",
+        "--dpkgopt=force-unsafe-io",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+        f"--include={','.join(packages)}",
+        "--skip=essential/unlink", "--skip=cleanup/apt/lists",
+        "--setup-hook=mkdir -p \"$1/var/cache/apt/archives\"",
+        f"--setup-hook=sync-in {apt_cache} /var/cache/apt/archives/",
+        f"--essential-hook={HOOKS / 'essential.sh'}",
+        f"--customize-hook={HOOKS / 'customize.sh'}",
+        f"--customize-hook=sync-out /var/cache/apt/archives {apt_cache}",
+        cfg["SUITE"], str(cfg.rootfs), *sources(cfg),
+    ]
+    log.run(cmd, env=env)
+
+
+def prune_cache(cfg: build_config.BuildConfig) -> None:
+    entries = sorted(cfg.cache_dir.glob("bootstrap-*"), key=lambda p: p.stat().st_mtime)
+    for old in entries[: max(0, len(entries) - int(cfg["CACHE_KEEP"]))]:
+        log.info(f"removing old bootstrap cache {old}")
+        remove_tree(old)
+
+
+def main() -> int:
+    cfg = build_config.load()
+    if os.environ.get("BUILD_LOG"):
+        log.attach_log(Path(os.environ["BUILD_LOG"]))
+    packages = all_packages(cfg)
+    key = cache_key(cfg, packages)
+    cached = cfg.cache_dir / f"bootstrap-{key}"
+    boot_debs = cfg.work_dir / "bootdebs"
+    remove_tree(cfg.rootfs)
+    remove_tree(boot_debs)
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    if (cached / "complete.json").is_file():
+        log.info(f"bootstrap cache hit {cached.name}: restoring rootfs")
+        log.run(["cp", "-a", "--reflink=auto", cached / "rootfs", cfg.rootfs])
+        log.run(["cp", "-a", cached / "bootdebs", boot_debs])
+        os.utime(cached)
+        return 0
+    log.info(f"bootstrap cache miss ({key}): mmdebstrap {cfg['SUITE']} {cfg['ARCH']}, "
+             f"{len(packages)} packages")
+    started = time.monotonic()
+    mmdebstrap(cfg, packages, boot_debs)
+    log.info(f"mmdebstrap took {time.monotonic() - started:.0f} s; saving to cache")
+    partial = cfg.cache_dir / f".partial-{key}"
+    remove_tree(partial)
+    partial.mkdir(parents=True)
+    log.run(["cp", "-a", "--reflink=auto", cfg.rootfs, partial / "rootfs"])
+    shutil.copytree(boot_debs, partial / "bootdebs")
+    (partial / "complete.json").write_text(json.dumps(
+        {"key": key, "packages": packages, "sources": sources(cfg),
+         "seconds": round(time.monotonic() - started)}, indent=2))
+    remove_tree(cached)
+    partial.rename(cached)
+    prune_cache(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Run the build: host tools, then every stage of stage-scripts/ in order, then the manifest.
+
+Every stage, step and action logs Begin/End with its path and duration. A failure names the
+action and the log line, so the last Begin line in the log is always the culprit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import subprocess
+import time
+from pathlib import Path
+
+from image import ansible, host, log, manifest
+from image.chroot import run_in_chroot
+from image.config import REPO_DIR, BuildConfig
+from image.errors import BuildError, ConfigError, StepFailed
+from image.stages import Action, actions, stage_dirs, step_dirs, unknown_files
+
+
+def _label(path: Path) -> str:
+    return str(path.relative_to(REPO_DIR)) if REPO_DIR in path.parents else str(path)
+
+
+def run_action(cfg: BuildConfig, action: Action, env: dict[str, str]) -> None:
+    if action.kind == "packages":
+        log.info(f"  {_label(action.path)}: installed by the bootstrap", terminal=False)
+    elif action.kind == "run.sh":
+        log.run(["sh", "-e", str(action.path)], env=env, cwd=action.path.parent)
+    elif action.kind == "run-chroot.sh":
+        run_in_chroot(cfg.rootfs, action.path, env)
+    elif action.kind == "ansible":
+        template_vars = dict(cfg.values)
+        playbooks = []
+        for line in action.path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            path = REPO_DIR / string.Template(line).substitute(template_vars)
+            if not path.is_file():
+                raise ConfigError(f"{_label(action.path)}: playbook {path} not found")
+            playbooks.append(path)
+        ansible.apply(cfg, playbooks)
+
+
+def run_stages(cfg: BuildConfig, durations: dict[str, float]) -> None:
+    for stage in stage_dirs(cfg):
+        if (stage / "SKIP").exists():
+            log.info(f"Skip {_label(stage)} (SKIP file)")
+            continue
+        log.info(f"Begin {_label(stage)}")
+        stage_started = time.monotonic()
+        for step in step_dirs(stage):
+            if (step / "SKIP").exists():
+                log.info(f"  Skip {_label(step)} (SKIP file)")
+                continue
+            for stray in unknown_files(step):
+                log.info(f"  [WARN] ignored {_label(stray)}: not a known step file kind")
+            step_started = time.monotonic()
+            log.info(f"  Begin {_label(step)}")
+            env = cfg.environ()
+            env.update(STEP_DIR=str(step), STAGE_DIR=str(stage), BUILD_LOG=str(log.log_path()))
+            for action in actions(step):
+                try:
+                    run_action(cfg, action, env)
+                except subprocess.CalledProcessError as exc:
+                    raise StepFailed(_label(action.path), exc.returncode, log.line_count()) from exc
+                except BuildError as exc:
+                    raise StepFailed(_label(action.path), 1, log.line_count()) from exc
+            durations[_label(step)] = round(time.monotonic() - step_started, 1)
+            log.info(f"  End {_label(step)} ({durations[_label(step)]:.0f} s)")
+        durations[_label(stage)] = round(time.monotonic() - stage_started, 1)
+        log.info(f"End {_label(stage)} ({durations[_label(stage)]:.0f} s)")
+
+
+def build(cfg: BuildConfig, *, install_host_tools: bool = True) -> Path:
+    """Build the image; returns the manifest path. Raises BuildError subclasses."""
+    if os.geteuid() != 0:
+        raise ConfigError("the image build needs root (mmdebstrap --mode=root, chroot, mounts)")
+    cfg.deploy_dir.mkdir(parents=True, exist_ok=True)
+    log.open_log(cfg.deploy_dir / "build.log")
+    log.info(f"Build {cfg.basename} (commit {cfg['GIT_COMMIT']}), log {log.log_path()}")
+    started = time.monotonic()
+    durations: dict[str, float] = {}
+    if install_host_tools:
+        log.info("Begin host tools")
+        host.prepare(cfg["ARCH"])
+        durations["host-tools"] = round(time.monotonic() - started, 1)
+    run_stages(cfg, durations)
+    durations["total"] = round(time.monotonic() - started, 1)
+    path = manifest.write(cfg, durations)
+    log.info(f"Build finished in {durations['total']:.0f} s: {path}")
+    for name in sorted(p.name for p in cfg.deploy_dir.glob(f"{cfg.basename}*")):
+        log.info(f"  deploy/{name}")
+    (cfg.deploy_dir / "build-durations.json").write_text(json.dumps(durations, indent=2))
+    return path

@@ -1,0 +1,42 @@
+"""Publish the build into DEPLOY_DIR: the raw image (what the boot test copies), .img.xz,
+.bmap (bmaptool copy skips the empty parts of the card), .sha256 and QEMU's U-Boot."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from image import config as build_config
+from image import log
+
+
+def main() -> int:
+    cfg = build_config.load()
+    if os.environ.get("BUILD_LOG"):
+        log.attach_log(Path(os.environ["BUILD_LOG"]))
+    deploy, base = cfg.deploy_dir, cfg.basename
+    deploy.mkdir(parents=True, exist_ok=True)
+    for old in deploy.glob(f"{cfg['IMG_NAME']}-*"):
+        old.unlink()
+    raw = deploy / f"{base}.img"
+    log.run(["cp", "--sparse=always", cfg.work_dir / f"{base}.img", raw])
+    shutil.copy2(cfg.work_dir / "u-boot-qemu.bin", deploy / f"{base}.u-boot-qemu.bin")
+    log.run(["bmaptool", "create", "-o", deploy / f"{base}.img.bmap", raw])
+    started = time.monotonic()
+    xz = deploy / f"{base}.img.xz"
+    with xz.open("wb") as out:
+        log.info(f"xz {cfg['XZ_OPTS']} {raw.name}")
+        subprocess.run(["xz", *shlex.split(cfg["XZ_OPTS"]), "-c", str(raw)], stdout=out, check=True)
+    log.info(f"xz took {time.monotonic() - started:.0f} s: {xz.stat().st_size // 2**20} MiB")
+    sums = log.output(["sha256sum", xz.name, f"{base}.img.bmap"], cwd=deploy)
+    (deploy / f"{base}.sha256").write_text(sums)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

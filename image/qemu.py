@@ -1,0 +1,82 @@
+"""Boot a built image in qemu-system-aarch64 (-M virt, TCG) with Debian's QEMU U-Boot as
+firmware, so the image's own boot.scr picks the slot as on a Pi. Networking is user mode
+with restrict=on: the guest reaches nothing but the host ports forwarded to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from image import config as build_config
+
+BOOT_FAT_OFFSET = 4 * 1024 * 1024  # image.disk.FIRST_SECTOR * 512: `mcopy -i img@@<offset>`
+
+
+@dataclass(frozen=True)
+class Built:
+    """The last build in a deploy directory, as its manifest describes it."""
+
+    deploy: Path
+    manifest: dict
+
+    @property
+    def image(self) -> Path:
+        return self.deploy / self.manifest["files"]["image"]
+
+    @property
+    def u_boot(self) -> Path:
+        return self.deploy / self.manifest["files"]["u_boot_qemu"]
+
+
+def last_build(deploy: Path) -> Built | None:
+    latest = deploy / "latest.json"
+    if not latest.is_file():
+        return None
+    manifest = json.loads((deploy / json.loads(latest.read_text())["manifest"]).read_text())
+    built = Built(deploy, manifest)
+    return built if built.image.is_file() and built.u_boot.is_file() else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(image: Path, u_boot: Path, forwards: dict[int, int], *,
+            serial: str = "mon:stdio", memory_mib: int = 2048) -> list[str]:
+    """qemu-system-aarch64 argv; `forwards` maps host port (127.0.0.1) → guest port."""
+    hostfwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in forwards.items())
+    return [
+        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
+        "-accel", "tcg,thread=multi", "-smp", str(min(os.cpu_count() or 2, 4)),
+        "-m", str(memory_mib), "-display", "none", "-serial", serial, "-monitor", "none",
+        "-bios", str(u_boot),
+        "-drive", f"file={image},format=raw,if=virtio,cache=unsafe",
+        "-nic", f"user,model=virtio-net-pci,restrict=on,{hostfwd}",
+    ]
+
+
+def interactive(port: int) -> int:
+    """`./build.sh qemu`: boot a copy of the last image, hub on localhost:<port>."""
+    cfg = build_config.load()
+    built = last_build(cfg.deploy_dir)
+    if built is None:
+        print(f"[ERROR] no image in {cfg.deploy_dir}: run ./build.sh first", file=sys.stderr)
+        return 1
+    copy = cfg.work_dir / "qemu-interactive.img"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "--sparse=always", str(built.image), str(copy)], check=True)
+    subprocess.run(["truncate", "-s", "+2G", str(copy)], check=True)
+    ssh_port, mqtt_port = free_port(), free_port()
+    print(f"[INFO] booting a copy of {built.image.name} ({copy})")
+    print(f"[INFO] hub http://localhost:{port}/  mqtt localhost:{mqtt_port}  "
+          f"ssh -p {ssh_port} root@localhost (key from cydynni.txt)")
+    print("[INFO] serial console below; Ctrl-A X quits QEMU")
+    argv = command(copy, built.u_boot, {port: 80, mqtt_port: 1883, ssh_port: 22})
+    return subprocess.run(argv).returncode

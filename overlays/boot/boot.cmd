@@ -1,0 +1,78 @@
+# CydYnni Hub A/B boot script (U-Boot hush), compiled to boot.scr with
+#   mkimage -A arm64 -O linux -T script -C none -d boot.cmd boot.scr
+# One script for the Raspberry Pi (rpi_arm64 U-Boot) and QEMU virt (qemu_arm64 U-Boot).
+#
+# RAUC's U-Boot contract: BOOT_ORDER ("A B"), BOOT_A_LEFT, BOOT_B_LEFT (tries left) live in
+# rauc.env on this FAT (binary U-Boot env, 0x4000 bytes; Linux: /etc/fw_env.config).
+# Each boot takes one try from the first slot in BOOT_ORDER that has tries left and saves
+# the counter *before* booting, so a slot that never reaches `rauc status mark-good`
+# (cydynni-ota-commit.service) runs out of tries and the next slot boots.
+# Slot A = partition 2, slot B = partition 3, found by PARTUUID (kernel root=).
+
+setenv BOOT_ORDER
+setenv BOOT_A_LEFT
+setenv BOOT_B_LEFT
+setenv slot
+setenv rootpart
+if load ${devtype} ${devnum}:${distro_bootpart} ${loadaddr} rauc.env; then
+    env import -c ${loadaddr} 0x4000 BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT
+fi
+if test -z "${BOOT_ORDER}"; then setenv BOOT_ORDER "A B"; fi
+if test -z "${BOOT_A_LEFT}"; then setenv BOOT_A_LEFT 3; fi
+if test -z "${BOOT_B_LEFT}"; then setenv BOOT_B_LEFT 3; fi
+
+for s in ${BOOT_ORDER}; do
+    if test -z "${slot}"; then
+        if test "${s}" = "A" && test ${BOOT_A_LEFT} -gt 0; then
+            setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1
+            setenv slot A
+            setenv rootpart 2
+        elif test "${s}" = "B" && test ${BOOT_B_LEFT} -gt 0; then
+            setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1
+            setenv slot B
+            setenv rootpart 3
+        fi
+    fi
+done
+
+if test -z "${slot}"; then
+    echo "cydynni: no slot has tries left (order ${BOOT_ORDER}); resetting counters to 3"
+    setenv BOOT_A_LEFT 3
+    setenv BOOT_B_LEFT 3
+fi
+echo "cydynni: order ${BOOT_ORDER}, A_LEFT ${BOOT_A_LEFT}, B_LEFT ${BOOT_B_LEFT}, slot ${slot}"
+env export -c -s 0x4000 ${loadaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT
+fatwrite ${devtype} ${devnum}:${distro_bootpart} ${loadaddr} rauc.env 0x4000
+if test -z "${slot}"; then
+    reset
+fi
+
+part uuid ${devtype} ${devnum}:${rootpart} cydynni_rootuuid
+if test "${board}" = "rpi"; then
+    # rpi_arm64's defaults leave ~38 MiB for the kernel; Debian's Image is bigger.
+    setenv kernel_addr_r 0x04000000
+    setenv fdt_addr_r 0x0a000000
+    setenv ramdisk_addr_r 0x0a200000
+    setenv kernel_comp_addr_r 0x10000000
+    setenv kernel_comp_size 0x04000000
+    # Serial console last: /dev/console (systemd's output) goes to the last console=.
+    setenv cydynni_console "console=tty1 console=ttyS1,115200"
+    if load ${devtype} ${devnum}:${rootpart} ${fdt_addr_r} /boot/dtbs/${fdtfile}; then
+        setenv cydynni_fdt ${fdt_addr_r}
+    else
+        echo "cydynni: /boot/dtbs/${fdtfile} not in slot ${slot}; using the firmware's DT"
+        setenv cydynni_fdt ${fdt_addr}
+    fi
+else
+    setenv cydynni_console "console=ttyAMA0,115200"
+    setenv cydynni_fdt ${fdtcontroladdr}
+fi
+
+setenv bootargs "root=PARTUUID=${cydynni_rootuuid} rootwait ro rauc.slot=${slot} panic=5 ${cydynni_console}"
+if load ${devtype} ${devnum}:${rootpart} ${kernel_addr_r} /boot/vmlinuz; then
+    if load ${devtype} ${devnum}:${rootpart} ${ramdisk_addr_r} /boot/initrd.img; then
+        booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${cydynni_fdt}
+    fi
+fi
+echo "cydynni: slot ${slot} failed to load or boot; resetting (the try is already counted)"
+reset

@@ -1,0 +1,132 @@
+"""Drive a QEMU guest booted from a copy of the built image: SSH (key injected through the
+headless cydynni.txt on the copy's boot FAT), HTTP to the hub and MQTT to the broker, all
+through 127.0.0.1 port forwards of QEMU's user networking (restrict=on)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from image.qemu import BOOT_FAT_OFFSET, Built, command, free_port
+
+BOOT_TIMEOUT = 900  # first boot under TCG: firstboot secrets, MariaDB init, migrations
+
+
+class GuestError(AssertionError):
+    """The guest did not do what the test waited for; the message carries the console tail."""
+
+
+class Guest:
+    def __init__(self, built: Built, workdir: Path, grow_bytes: int = 2 << 30) -> None:
+        self.workdir = workdir
+        self.disk = workdir / "disk.img"
+        self.console = workdir / "console.log"
+        self.key = workdir / "id_ed25519"
+        self.u_boot = built.u_boot
+        self.ports = {"http": free_port(), "mqtt": free_port(), "ssh": free_port()}
+        self.process: subprocess.Popen | None = None
+        subprocess.run(["cp", "--sparse=always", str(built.image), str(self.disk)], check=True)
+        subprocess.run(["truncate", "-s", f"+{grow_bytes}", str(self.disk)], check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-test",
+                        "-f", str(self.key)], check=True)
+        setup = workdir / "cydynni.txt"
+        setup.write_text(f"hostname=cydynni-test\nssh_authorized_key="
+                         f"{(workdir / 'id_ed25519.pub').read_text().strip()}\n")
+        subprocess.run(["mcopy", "-o", "-i", f"{self.disk}@@{BOOT_FAT_OFFSET}", str(setup),
+                        "::/cydynni.txt"], check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
+
+    # -- process ---------------------------------------------------------------------------
+    def start(self) -> None:
+        forwards = {self.ports["http"]: 80, self.ports["mqtt"]: 1883, self.ports["ssh"]: 22}
+        argv = command(self.disk, self.u_boot, forwards, serial=f"file:{self.console}")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def wait_exit(self, timeout: float) -> None:
+        assert self.process is not None
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise self.error(f"QEMU still running {timeout:.0f} s after poweroff") from None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def console_tail(self, lines: int = 40) -> str:
+        if not self.console.exists():
+            return "(no console output)"
+        return "\n".join(self.console.read_text(errors="replace").splitlines()[-lines:])
+
+    def error(self, message: str) -> GuestError:
+        return GuestError(f"{message}\n--- serial console (last lines) ---\n{self.console_tail()}")
+
+    def _check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise self.error("QEMU exited")
+
+    # -- SSH -------------------------------------------------------------------------------
+    def ssh(self, command_line: str, *, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = ["ssh", "-i", str(self.key), "-p", str(self.ports["ssh"]),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+                "root@127.0.0.1", command_line]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise GuestError(f"ssh {command_line!r} exited {result.returncode}: "
+                             f"{result.stdout}{result.stderr}")
+        return result
+
+    def wait_ssh(self, timeout: float = BOOT_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if self.ssh("true", check=False, timeout=30).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(5)
+        raise self.error(f"no SSH login within {timeout:.0f} s (headless key not applied?)")
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def url(self, path: str, **params: object) -> str:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return f"http://127.0.0.1:{self.ports['http']}/{path.lstrip('/')}{query}"
+
+    def http(self, path: str, *, data: dict | None = None, **params: object) -> tuple[int, object]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(self.url(path, **params), data=body)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def wait_hub(self, timeout: float = BOOT_TIMEOUT) -> float:
+        """Wait for /health.json 200; returns seconds since QEMU started."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                status, last = self.http("health.json")
+                if status == 200:
+                    return time.monotonic() - self.started
+            except (OSError, urllib.error.URLError) as exc:
+                last = exc
+            time.sleep(3)
+        raise self.error(f"hub not healthy within {timeout:.0f} s; last answer {last!r}")

@@ -1,0 +1,186 @@
+"""Boot journey of the built image in QEMU (-M virt, TCG, Debian's QEMU U-Boot running the
+image's own boot.scr): first boot, services, hub API with a reading sent over MQTT with the
+device's generated credentials, a reboot that keeps the data, and a root slot left untouched.
+
+One VM serves the whole module; the tests run in file order and build on each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from paho.mqtt import publish
+
+from image.qemu import Built
+from tests.image.guest import Guest, GuestError
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+DATA_SHIPPED_MIB = 256
+SERVICES = ("mosquitto", "redis-server", "mariadb", "cydynni-hub-web", "cydynni-hub-worker",
+            "ssh")
+USER = {"username": "boottest", "password": "boot-test-password-1", "email": "t@example.org"}
+
+
+def partition_sha256(disk: Path, number: int) -> str:
+    """sha256 of one partition's bytes in an MBR disk image."""
+    table = disk.read_bytes()[:512]
+    entry = table[446 + 16 * (number - 1): 446 + 16 * number]
+    start, size = (int.from_bytes(entry[8:12], "little"), int.from_bytes(entry[12:16], "little"))
+    digest = hashlib.sha256()
+    with disk.open("rb") as handle:
+        handle.seek(start * 512)
+        left = size * 512
+        while left:
+            block = handle.read(min(left, 1 << 22))
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    """Values later tests need from earlier ones (API keys, feed id)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def guest(built: Built, tmp_path_factory) -> Iterator[Guest]:
+    vm = Guest(built, tmp_path_factory.mktemp("qemu"))
+    vm.root_a_sha256 = partition_sha256(vm.disk, 2)
+    vm.start()
+    try:
+        vm.hub_ready_seconds = vm.wait_hub()
+        vm.wait_ssh(timeout=120)
+        report = built.deploy / "boot-test.json"
+        report.write_text(json.dumps({"boot_to_hub_ready_s": round(vm.hub_ready_seconds, 1)}))
+        yield vm
+    finally:
+        vm.kill()
+
+
+def test_first_boot_reaches_multi_user_without_failed_units(guest: Guest) -> None:
+    state = guest.ssh("systemctl is-system-running --wait", check=False, timeout=600).stdout
+    failed = guest.ssh("systemctl --failed --no-legend --plain").stdout.strip()
+    assert failed == "", f"failed units:\n{failed}"
+    assert state.strip() == "running"
+
+
+def test_root_is_read_only(guest: Guest) -> None:
+    options = guest.ssh("findmnt -no OPTIONS /").stdout.split(",")
+    assert "ro" in options
+    assert guest.ssh("touch /usr/cydynni-write-test", check=False).returncode != 0
+
+
+def test_root_is_slot_a_found_by_partuuid(guest: Guest) -> None:
+    cmdline = guest.ssh("cat /proc/cmdline").stdout
+    assert "rauc.slot=A" in cmdline and "root=PARTUUID=" in cmdline and "-02 " in cmdline
+    assert guest.ssh("findmnt -no SOURCE /").stdout.strip() == "/dev/vda2"
+
+
+def test_data_is_mounted_and_grown(guest: Guest) -> None:
+    source, size = guest.ssh("findmnt -bno SOURCE,SIZE /data").stdout.split()
+    assert source == "/dev/vda4"
+    assert int(size) > 2 * DATA_SHIPPED_MIB * 2**20, "grown into the 2 GiB added to the copy"
+    assert guest.ssh("findmnt -no SOURCE /boot/firmware").stdout.strip() == "/dev/vda1"
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_service_active(guest: Guest, unit: str) -> None:
+    result = guest.ssh(f"systemctl is-active {unit}", check=False)
+    assert result.stdout.strip() == "active", guest.ssh(
+        f"systemctl status --no-pager -l {unit} | tail -n 20", check=False).stdout
+
+
+def test_headless_setup_file_applied(guest: Guest) -> None:
+    assert guest.ssh("hostname").stdout.strip() == "cydynni-test"
+
+
+def test_booted_slot_marked_good(guest: Guest) -> None:
+    deadline = time.monotonic() + 300
+    while guest.ssh("systemctl is-active cydynni-ota-commit", check=False).stdout.strip() \
+            in ("activating", "inactive") and time.monotonic() < deadline:
+        time.sleep(5)
+    env = dict(line.split("=", 1) for line in guest.ssh("fw_printenv").stdout.splitlines())
+    assert env["BOOT_A_LEFT"] == "3", env
+    assert env["BOOT_ORDER"].split()[0] == "A"
+    assert "rootfs.0" in guest.ssh("rauc status --output-format=shell").stdout
+
+
+def test_reading_published_over_mqtt_appears_in_feed_api(guest: Guest, state: dict) -> None:
+    status, registered = guest.http("user/register.json", data=USER)
+    assert status == 200 and registered["success"], registered
+    status, keys = guest.http("user/auth.json", data=USER)
+    assert status == 200 and keys["success"], keys
+    apikey = keys["apikey_write"]
+    config = tomllib.loads(guest.ssh("cat /data/hub/hub.toml").stdout)
+    auth = {"username": config.get("mqtt_user", "hub"), "password": config["mqtt_password"]}
+
+    def send(value: float) -> None:
+        publish.single("emon/boottest/power", str(value), hostname="127.0.0.1",
+                       port=guest.ports["mqtt"], auth=auth, qos=1)
+
+    send(100.0)
+    inputs, deadline = None, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, inputs = guest.http("input/get.json", apikey=apikey)
+        if isinstance(inputs, dict) and "power" in inputs.get("boottest", {}):
+            break
+        time.sleep(2)
+    assert isinstance(inputs, dict) and "power" in inputs.get("boottest", {}), inputs
+    entry = inputs["boottest"]["power"]
+    input_id = entry.get("id")
+    if input_id is None:
+        _, listed = guest.http("input/list.json", apikey=apikey)
+        input_id = next(i["id"] for i in listed if i["nodeid"] == "boottest"
+                        and i["name"] == "power")
+    status, created = guest.http("feed/create.json", apikey=apikey, name="boottest-power",
+                                 tag="boottest", datatype=1, engine=5,
+                                 options=json.dumps({"interval": 10}))
+    assert status == 200 and created["success"], created
+    feed_id = created["feedid"]
+    status, processed = guest.http("input/process/set.json", apikey=apikey,
+                                   data={"inputid": input_id, "processlist": f"1:{feed_id}"},
+                                   inputid=input_id)
+    assert status == 200 and processed["success"], processed
+    value, deadline = None, time.monotonic() + 90
+    while time.monotonic() < deadline:
+        send(123.5)
+        time.sleep(5)
+        _, value = guest.http("feed/value.json", apikey=apikey, id=feed_id)
+        if value == 123.5:
+            break
+    assert value == 123.5
+    state.update(apikey=apikey, feed_id=feed_id)
+
+
+def test_data_survives_reboot(guest: Guest, state: dict) -> None:
+    if "feed_id" not in state:
+        pytest.fail("no reading was stored by the previous test")
+    guest.ssh("systemctl reboot", check=False, timeout=30)
+    time.sleep(15)
+    guest.started = time.monotonic()
+    guest.wait_hub()
+    guest.wait_ssh(timeout=120)
+    assert guest.ssh("cat /proc/cmdline").stdout.count("rauc.slot=A") == 1
+    status, keys = guest.http("user/auth.json", data=USER)
+    assert status == 200 and keys["apikey_write"] == state["apikey"]
+    _, value = guest.http("feed/value.json", apikey=state["apikey"], id=state["feed_id"])
+    assert value == 123.5
+    failed = guest.ssh("systemctl --failed --no-legend --plain").stdout.strip()
+    assert failed == ""
+
+
+def test_nothing_written_to_root(guest: Guest) -> None:
+    guest.ssh("systemctl poweroff", check=False, timeout=30)
+    try:
+        guest.wait_exit(timeout=180)
+    except GuestError:
+        guest.kill()
+        raise
+    assert partition_sha256(guest.disk, 2) == guest.root_a_sha256
