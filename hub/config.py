@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt_admin_password", "", "Password of mqtt_admin_user (generated per device)."),
     Setting("mqtt_base_topic", "emon", "Topic root for meter and device readings."),
     Setting("mqtt_user_id", 1, "Hub user that owns inputs arriving over MQTT."),
+    Setting("mqtt_client_id", "cydynni-hub-worker", "Fixed MQTT client id of `hub worker` "
+            "(its persistent session keeps QoS 1 readings while it is away)."),
+    Setting("max_nodes_per_user", 32, "Distinct input nodes a user may have (emoncms: 32)."),
     # Web
     Setting("web_host", "0.0.0.0", "Address the web server listens on."),
     Setting("web_port", 8080, "Port the web server listens on (80 on the device)."),

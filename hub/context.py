@@ -46,6 +46,12 @@ class HubContext:
 
         return FeedStore(self)
 
+    @cached_property
+    def inputs(self):
+        from hub.models.inputs import InputStore
+
+        return InputStore(self)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
