@@ -50,6 +50,7 @@ PROFILE_KINDS = ("hydro", "community", "demandshaper")
 PROFILE_TAG = "profile"
 MAX_PROFILE_POINTS = 10_000  # a day at 10 s is 8,640 points
 CSV_DECIMALS = phpfina.CSV_DECIMALS
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would be stored as inf
 
 
 class FeedNotFound(phpfina.FeedNotFound):
@@ -147,8 +148,8 @@ def _check_value(value: Any) -> float:
         value = float(value)
     except (TypeError, ValueError):
         raise InvalidPoint(f"value must be a number, got {value!r}") from None
-    if not math.isfinite(value):
-        raise InvalidPoint(f"value must be a finite number, got {value!r}")
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise InvalidPoint(f"value must be a finite number a float32 can hold, got {value!r}")
     return value
 
 
