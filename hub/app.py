@@ -25,7 +25,7 @@ from hub.web import ANONYMOUS, ApiError, Auth, error_body
 log = logging.getLogger(__name__)
 
 # One module per URL area in hub/controllers/, each exposing register(app).
-CONTROLLERS = ("user", "health", "feed", "input", "openapi")
+CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device")
 
 SESSION_COOKIE = "hub_session"
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)

@@ -52,6 +52,18 @@ class HubContext:
 
         return InputStore(self)
 
+    @cached_property
+    def devices(self):
+        from hub.models.devices import DeviceStore
+
+        return DeviceStore(self)
+
+    @cached_property
+    def schedules(self):
+        from hub.models.schedules import ScheduleStore
+
+        return ScheduleStore(self)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
