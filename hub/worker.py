@@ -15,7 +15,8 @@
   exception is logged (rate-limited) and counted; it never stops the worker.
 - Feed buffer flush every `flush_interval` seconds and on SIGTERM/SIGINT: finish the batch,
   stop the services, flush EVERYTHING, disconnect, exit 0.
-- Redis: heartbeat `worker:heartbeat` (JSON, TTL 30 s, every 5 s, read by /health.json) and
+- Redis: heartbeat `worker:heartbeat` (JSON, TTL 30 s, every 5 s, read by /health.json;
+  `mqtt_connected` turns true once the subscriptions are acknowledged) and
   counters in hash `worker:stats` (messages, bad_payloads, service_errors, flushes, …).
 
 What a SIGKILL leaves: feed files as of the last flush (each flush writes whole blocks, so
@@ -127,6 +128,7 @@ class Worker:
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -140,12 +142,24 @@ class Worker:
             log.error("broker refused the connection: %s", reason_code)
             return
         self.generation += 1
-        self.connected = True
+        log.info("connected to mqtt://%s:%s (session present: %s)", self.config.mqtt_host,
+                 self.config.mqtt_port, flags.session_present)
         if self.topics:
             client.subscribe([(topic, SUBSCRIBE_QOS) for topic in self.topics])
-        log.info("connected to mqtt://%s:%s (session present: %s), subscribed to %s",
-                 self.config.mqtt_host, self.config.mqtt_port, flags.session_present,
-                 ", ".join(self.topics))
+        else:
+            self._ready()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused subscriptions to %s: %s", self.topics, refused)
+            return
+        log.info("subscribed to %s", ", ".join(self.topics))
+        self._ready()
+
+    def _ready(self) -> None:
+        """Connected and subscribed: only now is the heartbeat's mqtt_connected true."""
+        self.connected = True
         self.just_connected = True
         self._wake()
 

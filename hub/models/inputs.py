@@ -2,8 +2,8 @@
 
 - An input is a row of `inputs` (migration 002) created the first time a reading names it;
   its process list is stored as JSON (see hub.models.process). The last (time, value) lives
-  only in Redis, hash `input:last:<user>` field `<input id>` = "[time, value]": a reading
-  never writes to the SD card until a process logs it to a feed.
+  only in Redis, hash `input:last:<user>` field `<input id>` = "[time, value]", the newest
+  by time: a reading never writes to the SD card until a process logs it to a feed.
 - emoncms does not run the process list of an input on the post that creates it. That
   quirk is moot here and not kept: a new input's process list is empty, so the first
   reading only sets its last value, exactly what emoncms ends up doing.
@@ -141,11 +141,21 @@ class InputStore:
                 if found.steps:
                     proc.run_processlist(batch, found.steps, post.time, value)
         if last:
-            self.redis.hset(self._last_key(user_id),
-                            mapping={str(i): json.dumps(tv) for i, tv in last.items()})
+            self._store_last(user_id, last)
         report.points = batch.commit()
         report.errors = batch.errors
         return report
+
+    def _store_last(self, user_id: int, last: dict[int, tuple[int, float]]) -> None:
+        """Set last values, except where Redis already holds a newer one (backfill, or a
+        re-delivered old reading, must not replace the live value)."""
+        key = self._last_key(user_id)
+        ids = list(last)
+        stored = self.redis.hmget(key, [str(i) for i in ids])
+        newer = {str(i): json.dumps(last[i]) for i, raw in zip(ids, stored, strict=True)
+                 if raw is None or json.loads(raw)[0] <= last[i][0]}
+        if newer:
+            self.redis.hset(key, mapping=newer)
 
     def _create_missing(self, user_id: int, posts: list[NodePost],
                         table: dict[tuple[str, str], Input], report: IngestReport

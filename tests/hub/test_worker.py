@@ -1,0 +1,295 @@
+"""The MQTT worker against the real Mosquitto, Redis and MariaDB: readings to feeds on disk,
+bad payloads, broker restarts, SIGTERM and SIGKILL of a real `python -m hub worker`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub.config import Config, load_config
+from hub.context import HubContext
+from hub.worker import STATS_KEY, run_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(check: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def worker_config(hub_config: Config, **overrides: object) -> Config:
+    values = {**dict(hub_config), "mqtt_client_id": f"test-worker-{uuid.uuid4().hex[:8]}",
+              **overrides}
+    return load_config("/nonexistent.toml", overrides=values, environ={})
+
+
+@contextmanager
+def worker_thread(config: Config) -> Iterator[HubContext]:
+    """run_worker in a thread of this process, stopped like SIGTERM stops it."""
+    ctx = HubContext(config)
+    stop = threading.Event()
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(run_worker(ctx, stop)), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: connected(ctx), what="worker heartbeat with a broker connection")
+        yield ctx
+    finally:
+        stop.set()
+        thread.join(30)
+        assert result == [0]
+        ctx.close()
+
+
+def connected(ctx: HubContext, pid: int | None = None) -> bool:
+    beat = ctx.redis.get(ctx.key("worker:heartbeat"))
+    state = json.loads(beat) if beat else {}
+    return bool(state.get("mqtt_connected")) and pid in (None, state["pid"])
+
+
+@contextmanager
+def publisher(servers, client_id: str | None = None) -> Iterator[mqtt.Client]:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                         clean_session=client_id is None)
+    client.username_pw_set(servers.mqtt_user, servers.mqtt_password)
+    client.reconnect_delay_set(0.1, 1)
+    client.connect("127.0.0.1", servers.mqtt_port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_all(client: mqtt.Client, messages: list[tuple[str, str]]) -> None:
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(30)
+
+
+def stats(ctx: HubContext) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in ctx.redis.hgetall(ctx.key(STATS_KEY)).items()}
+
+
+def base_time(n: int) -> int:
+    return (int(time.time()) - 10 * n - 600) // 10 * 10
+
+
+def logged_feed(ctx: HubContext, user_id: int, node: str, name: str) -> int:
+    """A 10 s feed that the input node/name logs to (input created by a first reading)."""
+    from hub.ingest import NodePost
+
+    feed = ctx.feeds.create(user_id, f"{node}-{name}", interval=10).id
+    ctx.inputs.ingest(user_id, [NodePost(node, 1_000_000_000, {name: 0.0})])  # an old reading
+    found = next(i for i in ctx.inputs.list(user_id) if (i["nodeid"], i["name"]) == (node, name))
+    ctx.inputs.set_processlist(user_id, found["id"], [{"fn": "log_to_feed", "args": [feed]}])
+    return feed
+
+
+def sequence(node: str, t0: int, n: int, start: int = 0) -> list[tuple[str, str]]:
+    return [(f"emon/{node}", json.dumps({"c": i, "time": t0 + 10 * i}))
+            for i in range(start, start + n)]
+
+
+def on_disk(ctx: HubContext, feed_id: int) -> list[float]:
+    """The values in the .dat file itself, not merged with the Redis buffer."""
+    import numpy as np
+
+    raw = (Path(ctx.config.feed_dir) / f"{feed_id}.dat").read_bytes()
+    values = np.frombuffer(raw, dtype="<f4")
+    return [float(v) for v in values if not np.isnan(v)]
+
+
+@pytest.fixture
+def user_id(ctx) -> int:
+    return ctx.users.register("owner", "correct horse").id  # id 1 = mqtt_user_id
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+def test_mqtt_to_redis_to_disk_to_api(servers, hub_config, ctx, user_id, client):
+    feed = logged_feed(ctx, user_id, "emontx", "power1")
+    t = base_time(1)
+    with worker_thread(worker_config(hub_config)), publisher(servers) as pub:
+        assert client.get("/health.json").json()["ok"] is True
+        publish_all(pub, [("emon/emontx/power1", "250.5"),
+                          ("emon/emontx", json.dumps({"power1": 300, "time": t}))])
+        # the value in Redis (input last value: the newest reading, not the last to arrive) …
+        wait_until(lambda: stats(ctx).get("messages") == 2, what="both messages")
+        assert ctx.inputs.tree(user_id)["emontx"]["power1"]["value"] == 250.5
+        # … then in the feed file on disk after a flush (flush_interval is 1 s in tests)
+        wait_until(lambda: len(on_disk(ctx, feed)) == 2, what="points flushed to disk")
+        assert sorted(on_disk(ctx, feed)) == [250.5, 300.0]
+        apikey = ctx.users.get(user_id).apikey_read
+        rows = client.get("/feed/data.json", {"apikey": apikey, "id": feed, "start": t,
+                                              "end": t + 10, "interval": 10}).json()
+        assert rows[0] == [t * 1000, 300.0]  # emoncms answers ms
+    assert stats(ctx)["messages"] == 2
+
+
+def test_profiles_arrive_on_their_topics(servers, hub_config, ctx, user_id):
+    start = int(time.time()) // 1800 * 1800
+    body = json.dumps({"start": start, "interval": 1800, "values": [1.5, None, 3.0]})
+    with worker_thread(worker_config(hub_config)), publisher(servers) as pub:
+        publish_all(pub, [("cydynni/profile/hydro", body)])
+        feed = wait_until(lambda: ctx.feeds.find(user_id, "hydro", "profile"), what="feed")
+        assert ctx.feeds.data(feed.id, start, start + 3600, 1800) == [
+            [start, 1.5], [start + 1800, None], [start + 3600, 3.0]]
+
+
+def test_bad_payloads_are_counted_and_do_not_kill_it(servers, hub_config, ctx, user_id):
+    bad = [("emon/n/p", "nan"), ("emon/n", '{"p": NaN}'), ("emon/n", b"\xff\xfe"),
+           ("emon/n", "[" * 50_000), ("emon/bad$node/p", "1"), ("emon/n", '{"time": "x"}'),
+           ("emon/n", '{"p": {"q": {"r": 1}}}'), ("cydynni/profile/hydro", "{}"),
+           ("cydynni/profile/solar", "{}"), ("emon/n", "")]
+    with worker_thread(worker_config(hub_config)) as wctx, publisher(servers) as pub:
+        publish_all(pub, [*bad, ("emon/n/ok", "1")])
+        wait_until(lambda: "ok" in ctx.inputs.tree(user_id).get("n", {}), what="good reading")
+        wait_until(lambda: stats(ctx).get("bad_payloads") == len(bad), what="bad count")
+        assert connected(wctx)
+    assert stats(ctx)["messages"] == len(bad) + 1
+    assert stats(ctx).get("service_errors", 0) == 0
+
+
+# --- QoS 1 across broker restarts -----------------------------------------------------------
+
+def test_qos1_loses_nothing_across_a_broker_restart(servers, hub_config, ctx, user_id):
+    n = 600
+    feed = logged_feed(ctx, user_id, "q", "c")
+    t0 = base_time(n)
+    messages = sequence("q", t0, n)
+    with worker_thread(worker_config(hub_config)) as wctx, \
+            publisher(servers, f"test-pub-{uuid.uuid4().hex[:6]}") as pub:
+        publish_all(pub, messages[:200])
+        infos = [pub.publish(t, p, qos=1) for t, p in messages[200:400]]
+        servers.restart_mosquitto()  # mid-stream
+        infos += [pub.publish(t, p, qos=1) for t, p in messages[400:]]
+        for info in infos:
+            info.wait_for_publish(60)
+        wait_until(lambda: connected(wctx), what="worker reconnects")
+        wait_until(lambda: len([v for _, v in ctx.feeds.data(feed, t0, t0 + 10 * (n - 1), 10)
+                                if v is not None]) == n, timeout=60, what="all readings")
+    values = [v for _, v in ctx.feeds.data(feed, t0, t0 + 10 * (n - 1), 10)]
+    assert values == [float(i) for i in range(n)]
+
+
+def test_readings_sent_while_worker_and_broker_were_down_arrive(servers, hub_config, ctx,
+                                                                user_id):
+    """Persistent session: the broker queues QoS 1 readings for the absent worker, keeps them
+    across its own restart, and delivers them when the worker is back."""
+    n = 200
+    feed = logged_feed(ctx, user_id, "away", "c")
+    t0 = base_time(n)
+    config = worker_config(hub_config)
+    with worker_thread(config):
+        pass  # the first connection creates the session and its subscriptions
+    with publisher(servers) as pub:
+        publish_all(pub, sequence("away", t0, n))
+    servers.restart_mosquitto()
+    with worker_thread(config):
+        wait_until(lambda: len([v for _, v in ctx.feeds.data(feed, t0, t0 + 10 * (n - 1), 10)
+                                if v is not None]) == n, timeout=60, what="queued readings")
+
+
+# --- a real `hub worker` process: SIGTERM and SIGKILL ---------------------------------------
+
+def worker_process(config: Config, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_CONFIG"] = "/nonexistent.toml"
+    for name, value in config.items():
+        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["PYTHONPATH"] = str(ROOT)
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "hub", "worker"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def processed(ctx: HubContext, user_id: int, node: str, value: float) -> bool:
+    found = ctx.inputs.tree(user_id).get(node, {}).get("c")
+    return bool(found and found["value"] == value)
+
+
+def test_sigterm_flushes_everything(servers, hub_config, ctx, user_id, tmp_path):
+    n = 300
+    feed = logged_feed(ctx, user_id, "term", "c")
+    t0 = base_time(n)
+    config = worker_config(hub_config, flush_interval=3600)  # only SIGTERM will flush
+    proc = worker_process(config, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: connected(ctx, proc.pid), what="worker up")
+        with publisher(servers) as pub:
+            publish_all(pub, sequence("term", t0, n))
+        wait_until(lambda: processed(ctx, user_id, "term", n - 1), what="all processed")
+        assert on_disk(ctx, feed) == []  # all still in the Redis buffer
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert on_disk(ctx, feed) == [float(i) for i in range(n)]
+    assert ctx.feeds.buffer.pending_count() == 0
+    assert ctx.redis.get(ctx.key("worker:heartbeat")) is None  # /health.json: worker down
+
+
+def test_sigkill_leaves_readable_files_and_loses_only_the_unflushed_window(
+        servers, hub_config, ctx, user_id, tmp_path):
+    n = 100
+    feed = logged_feed(ctx, user_id, "kill", "c")
+    t0 = base_time(2 * n)
+    config = worker_config(hub_config, flush_interval=1)
+    proc = worker_process(config, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: connected(ctx, proc.pid), what="worker up")
+        with publisher(servers) as pub:
+            publish_all(pub, sequence("kill", t0, n))  # batch A
+            wait_until(lambda: len(on_disk(ctx, feed)) == n, what="batch A flushed")
+            publish_all(pub, sequence("kill", t0, n, start=n))  # batch B
+            wait_until(lambda: processed(ctx, user_id, "kill", 2 * n - 1), what="B processed")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the files are whole and readable: A is on disk; whatever of B is not is in Redis
+    disk = on_disk(ctx, feed)
+    assert disk[:n] == [float(i) for i in range(n)]
+    meta = ctx.feeds.engine.get_meta(feed)
+    assert meta.interval == 10 and meta.npoints * 4 == (Path(config.feed_dir) /
+                                                        f"{feed}.dat").stat().st_size
+    pending = [float(v) for v in ctx.feeds.buffer.pending(feed)[:, 1]] \
+        if ctx.feeds.buffer.pending(feed).size else []
+    assert sorted(set(disk) | set(pending)) == [float(i) for i in range(2 * n)]
+    # reads merge the buffer, so nothing is missing to the API either
+    values = [v for _, v in ctx.feeds.data(feed, t0, t0 + 10 * (2 * n - 1), 10)]
+    assert values == [float(i) for i in range(2 * n)]
+    # Redis still holds the unflushed window; the next worker writes it out
+    again = worker_process(worker_config(hub_config, flush_interval=3600),
+                           tmp_path / "worker2.log")
+    try:
+        wait_until(lambda: connected(ctx, again.pid), what="second worker up")
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(30) == 0
+    finally:
+        if again.poll() is None:
+            again.kill()
+    assert on_disk(ctx, feed) == [float(i) for i in range(2 * n)]
