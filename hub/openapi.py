@@ -235,7 +235,55 @@ OPS: tuple[Op, ...] = (
        (INPUT_ID,), tag="input"),
     Op(("/input/process/list.json",), ("GET",), "read",
        "The processes the hub knows, with their arguments.", tag="input"),
-)
+
+    # -- devices and pairing (hub/controllers/device.py) -----------------------------------
+    Op(("/device/auth/request.json", "/emoncms/device/auth/request.json"), ("GET",),
+       "anonymous", "EmonESP pairing request: `request registered` until the household "
+       "allows it, then `user:password:basetopic` once (429 when rate-limited).",
+       (P("name"), P("type")), answers="text", tag="device"),
+    Op(("/device/auth/pending.json",), ("GET",), "session",
+       "Pending pairing requests (also opens the pairing window).", tag="device"),
+    Op(("/device/auth/check.json",), ("GET",), "session",
+       "emoncms check: the latest pending request, if any.", tag="device"),
+    Op(("/device/auth/allow.json",), ("POST",), "session",
+       "Allow the device at `ip`: it gets a broker account on its next request.",
+       (P("ip", required=True),), tag="device"),
+    Op(("/device/auth/deny.json",), ("POST",), "session", "Refuse the device at `ip`.",
+       (P("ip", required=True),), tag="device"),
+    Op(("/device/pairing/open.json",), ("POST",), "session", "Open the pairing window.",
+       tag="device"),
+    Op(("/device/list.json",), ("GET",), "read", "Your devices (an admin sees all).",
+       tag="device"),
+    Op(("/device/get.json",), ("GET",), "read", "One device.",
+       (P("id", "integer", "Device id.", required=True),), tag="device"),
+    Op(("/device/set.json",), ("POST",), "write", "Rename a device.",
+       (P("id", "integer", "Device id.", required=True), P("name", required=True)),
+       tag="device"),
+    Op(("/device/delete.json",), ("POST",), "session",
+       "Remove a device and revoke its broker account.",
+       (P("id", "integer", "Device id.", required=True),), tag="device"),
+    Op(("/device/account/create.json",), ("POST",), "session",
+       "A broker account for a device set up by hand; the password is shown once.",
+       (P("type", required=True, enum=("openevse", "tasmota", "emonesp")), P("name")),
+       tag="device"),
+    Op(("/device/template/list.json",), ("GET",), "anonymous", "Known device templates.",
+       tag="device"),
+    # -- schedules ----------------------------------------------------------------------------
+    Op(("/schedule/list.json",), ("GET",), "read", "Schedules of your devices.",
+       tag="schedule"),
+    Op(("/schedule/get.json",), ("GET",), "read", "A device's schedule.",
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),
+    Op(("/schedule/set.json",), ("POST",), "write",
+       "Set a device's schedule (`schedule` JSON, or a JSON body).",
+       (P("device", "integer", "Device id.", required=True), P("schedule")), tag="schedule"),
+    Op(("/schedule/mode.json",), ("POST",), "write", "Change a schedule's mode.",
+       (P("device", "integer", "Device id.", required=True), P("mode", required=True)),
+       tag="schedule"),
+    Op(("/schedule/delete.json",), ("POST",), "write", "Delete a device's schedule.",
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),
+    Op(("/schedule/explain.json",), ("GET",), "read",
+       "The chosen slots, their signal and the cost against running now.",
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),)
 
 _SECURITY = {
     "anonymous": [],
@@ -333,7 +381,8 @@ def document() -> dict:
                 "apikey; with a session cookie send them by POST. Errors are "
                 "`{\"success\": false, \"message\": ...}` with an HTTP status."),
         },
-        "tags": [{"name": "user"}, {"name": "health"}, {"name": "feed"}, {"name": "input"}],
+        "tags": [{"name": t} for t in ("user", "health", "feed", "input", "device",
+                                        "schedule")],
         "paths": paths,
         "components": {
             "securitySchemes": {
