@@ -53,6 +53,15 @@ CSV_DECIMALS = phpfina.CSV_DECIMALS
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would be stored as inf
 
 
+# emoncms post_multiple: an older point does not replace the cached last value.
+_SET_LAST = """
+local cached = redis.call('HGET', KEYS[1], 'time')
+if cached and tonumber(cached) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'time', ARGV[1], 'value', ARGV[2])
+return 1
+"""
+
+
 class FeedNotFound(phpfina.FeedNotFound):
     def __init__(self, feed_id: int) -> None:
         FeedError.__init__(self, f"feed {feed_id} does not exist")
@@ -160,6 +169,7 @@ class FeedStore:
         self.redis = ctx.redis
         self.engine = PHPFina(str(ctx.config.feed_dir))
         self.buffer = FeedBuffer(ctx.redis, ctx.key("feedbuffer", ""))
+        self._set_last_script = ctx.redis.register_script(_SET_LAST)
         self.now = time.time
 
     def _last_key(self, feed_id: int) -> str:
@@ -329,11 +339,8 @@ class FeedStore:
         return n
 
     def _set_last(self, feed_id: int, t: int, value: float) -> None:
-        key = self._last_key(feed_id)
-        cached = self.redis.hget(key, "time")
-        if cached is not None and int(cached) > t:
-            return  # emoncms post_multiple: an older point does not replace the last value
-        self.redis.hset(key, mapping={"time": t, "value": repr(value)})
+        # One atomic round trip: web and worker may both write the same feed.
+        self._set_last_script(keys=[self._last_key(feed_id)], args=[t, repr(value)])
 
     def store_profile(self, user_id: int, kind: str, start: float, interval: int,
                       values: Sequence[float | None]) -> Feed:
@@ -351,6 +358,7 @@ class FeedStore:
             raise InvalidProfile(f"values must be a list of 1..{MAX_PROFILE_POINTS} numbers")
         try:
             start = _check_time(start, self.now())
+            _check_time(start + (len(values) - 1) * interval, self.now())
             points = [(start + i * interval, _check_value(v))
                       for i, v in enumerate(values) if v is not None]
         except InvalidPoint as exc:

@@ -258,3 +258,18 @@ def test_profile_interval_must_match_its_feed(store, user_id):
     store.store_profile(user_id, "demandshaper", T0, 1800, [1.0])
     with pytest.raises(InvalidProfile, match="stores 1800 s"):
         store.store_profile(user_id, "demandshaper", T0, 3600, [1.0])
+
+
+def test_profile_reaching_too_far_ahead_is_refused_before_creating_its_feed(store, user_id):
+    with pytest.raises(InvalidProfile, match="in the future"):
+        store.store_profile(user_id, "hydro", time.time(), 86400, [1.0] * 9)
+    assert store.feeds(user_id) == []
+
+
+def test_concurrent_style_last_value_race_keeps_newest(store, ctx, user_id):
+    """The last-value update is one atomic compare-and-set in Redis."""
+    feed = store.create(user_id, "a")
+    store.insert(feed.id, T0 + 100, 2.0)
+    ctx.redis.hset(ctx.key("feed", feed.id), "time", T0 + 200)  # another process got further
+    store.insert(feed.id, T0 + 150, 3.0)
+    assert store.last(feed.id)[0] == T0 + 200
