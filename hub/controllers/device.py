@@ -25,7 +25,7 @@ from hub.devices.errors import (
     UnknownDeviceType,
 )
 from hub.devices.pairing import Pairing
-from hub.devices.service import preview
+from hub.devices.service import PLAN_EVERY_S, preview
 from hub.devices.templates import templates
 from hub.models.devices import InvalidDevice
 from hub.models.schedules import ScheduleNotFound
@@ -255,8 +255,12 @@ def schedule_explain():
     device = _device(param_int("device"))
     try:
         stored = ctx().schedules.get(device.id)
+        now = time.time()
+        last = stored.last_plan or {}
+        # What the worker planned a moment ago is what the device was told; else plan now.
+        fresh = abs(now - last.get("advanced_to", 0)) <= 2 * PLAN_EVERY_S
         return ok(device=device.id, schedule=stored.definition.to_json(),
-                  explanation=preview(ctx(), stored, time.time()),
+                  explanation=last if fresh else preview(ctx(), stored, now),
                   last_plan=stored.last_plan, last_command=stored.last_command)
     except (ScheduleNotFound, SchedulerError) as exc:
         raise _fail(exc) from None

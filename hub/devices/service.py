@@ -194,6 +194,8 @@ class DeviceService:
         return None
 
     def _route(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained message or a request from the hub itself
         if self.devices_version is None:
             self._refresh_devices()
         if topic == PROFILE_TOPIC:
