@@ -47,7 +47,7 @@ from hub.ingest import IngestError
 
 log = logging.getLogger(__name__)
 
-SERVICES: tuple[str, ...] = ("hub.ingest.IngestService",)
+SERVICES: tuple[str, ...] = ("hub.ingest.IngestService", "hub.devices.service.DeviceService")
 STATS_KEY = "worker:stats"
 HEARTBEAT_S = 5
 HEARTBEAT_TTL_S = 30
