@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +33,8 @@ from hub.models import feeds as model
 from hub.models import phpfina
 from hub.models.feedbuffer import FeedBufferError
 from hub.web import ApiError, auth, ctx, ok, param, param_float, param_int, param_json, requires
+
+log = logging.getLogger(__name__)
 
 TIME_FORMATS = phpfina.TIME_FORMATS
 NAMED_INTERVALS = ("original", *phpfina.CALENDAR_INTERVALS)
@@ -45,7 +48,8 @@ def _fail(exc: Exception) -> ApiError:
     if isinstance(exc, model.FeedExists):
         return ApiError(409, str(exc))
     if isinstance(exc, phpfina.CorruptFeed):
-        return ApiError(500, str(exc))
+        log.error("%s", exc)
+        return ApiError(500, "the feed's files are damaged; the hub log has the details")
     return ApiError(400, str(exc))
 
 
@@ -94,8 +98,7 @@ def _access(feed_id: int, write: bool = False) -> model.Feed:
         feed = None
     if feed is not None and current.user_id is not None and feed.user_id == current.user_id:
         return feed
-    readable_here = feed is not None and feed.public and not write
-    if readable_here:
+    if feed is not None and feed.public and not write:
         return feed
     if current.level == "anonymous":
         raise ApiError(401, f"feed {feed_id} is not public: log in or pass an apikey")
@@ -392,7 +395,11 @@ def post():
     `join=join` fills the gap before them by linear interpolation."""
     feed = _feed(write=True)
     times, values = _points()
-    join = param("join", "0").strip().lower() in ("join", "1", "true")
+    join_text = param("join", "0").strip().lower()
+    if join_text not in ("join", "1", "true", "0", "false", ""):
+        raise ApiError(400, f"parameter 'join' must be 'join' (or 1) to interpolate the gap, "
+                            f"or 0, got {join_text!r}")
+    join = join_text in ("join", "1", "true")
     count = ctx().feeds.insert_many(feed.id, times, values, join=join)
     return ok(points=count)
 

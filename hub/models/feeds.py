@@ -270,7 +270,7 @@ class FeedStore:
             except FeedError as exc:  # one broken feed must not hide the others
                 log.error("feed %s: %s", feed.id, exc)
                 row["size"] = None
-                row["error"] = str(exc)
+                row["error"] = getattr(exc, "problem", str(exc))  # no file paths
             out.append(row)
         return out
 

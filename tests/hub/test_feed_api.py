@@ -173,6 +173,7 @@ def test_post_without_time_uses_now(admin, client, feed, ctx):
     ({"data": "[[1,2,3]]"}, "pair"),
     ({"data": '[[1700000000, "x"]]'}, "value must be a number"),
     ({"data": "[[-1, 2]]"}, "positive unix time"),
+    ({"value": 1, "time": T0, "join": "maybe"}, "'join' must be"),
 ])
 def test_post_validates_and_stores_nothing(admin, client, feed, ctx, params, fragment):
     res = get(client, "/feed/post.json", admin.apikey_write, id=feed, **params)
@@ -368,3 +369,14 @@ def test_other_users_private_feed_looks_missing(admin, client, feed, new_client)
 def test_list_needs_key_or_userid(client, admin):
     res = client.get("/feed/list.json")
     assert res.status == 401 and "userid" in res.json()["message"]
+
+
+def test_damaged_feed_file_is_a_500_without_paths(admin, client, feed, hub_config):
+    (hub_config.feed_dir / f"{feed}.meta").write_bytes(b"\x00\x01\x02")
+    res = get(client, "/feed/getmeta.json", admin.apikey_read, id=feed)
+    assert res.status == 500 and "damaged" in res.json()["message"]
+    assert str(hub_config.feed_dir) not in res.text
+    listed = get(client, "/feed/list.json", admin.apikey_read)  # the list still answers
+    assert listed.json()[0]["id"] == feed and listed.json()[0]["size"] is None
+    assert "meta is 3 bytes" in listed.json()[0]["error"]
+    assert str(hub_config.feed_dir) not in listed.text
