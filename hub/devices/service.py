@@ -65,6 +65,7 @@ FLOOD_RATE, FLOOD_BURST = 10.0, 50.0
 COMMAND_GRACE_S = 10  # a device's report this soon after a command is its answer, not a button
 TIMER_HORIZON_S = 86_400 - 60  # EmonESP's timer repeats daily: only send windows within a day
 LOG_EVERY_S = 60
+MAX_DEVICES = 200  # announcements cannot grow the device table without bound
 
 
 def _current(profile: ProfileSource, tariff: OffPeakTariffSource,
@@ -260,6 +261,9 @@ class DeviceService:
                                                  node_type=node_type, name=parent[1])
                 self._refresh_devices(force=True)
         if device is None:
+            if len(self.by_id) >= MAX_DEVICES:
+                raise DeviceError(f"device limit of {MAX_DEVICES} reached; {base_topic!r} "
+                                  "ignored (remove unused devices)")
             device = self.ctx.devices.create(self.config.mqtt_user_id, name or base_topic[-64:],
                                              type_, base_topic, node_type=node_type)
             self._refresh_devices(force=True)

@@ -389,3 +389,65 @@ def test_device_templates_create_feeds(ctx, admin, servers, runner, sims, hub_mq
     assert run.until(lambda: any(d.base_topic == "emon/plug77" for d in ctx.devices.list()))
     feeds = ctx.feeds.list(ctx.config.mqtt_user_id)
     assert any(f["name"] == "power" and f["tag"] == "plug77" for f in feeds)
+
+
+def test_interruptible_run_is_reoptimised_for_what_is_left(ctx, admin, servers, runner, sims,
+                                                           hub_mqtt):
+    now = utc(2026, 6, 10, 18, 0)
+    run = runner(now)
+    acc = account(admin, "tasmota", "dryer")
+    sim = SimTasmota(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
+                     acc["topic"]).start()
+    sims.append(sim)
+    device_id = acc["device"]["id"]
+    assert run.until(lambda: ctx.devices.state(device_id).get("present") is True)
+    values = [10.0] * 48
+    values[16] = values[20] = 1.0  # 02:00-02:30 and 04:00-04:30 UTC
+    send_profile(hub_mqtt, run, now, values)
+    admin.client.post(f"/schedule/set.json?device={device_id}",
+                      json_body={"ready_by": "07:00", "period": 3600, "interruptible": True})
+    run.tick(now)
+    windows = ctx.schedules.get(device_id).occurrence.windows
+    assert [(w.start, w.end) for w in windows] == [
+        (utc(2026, 6, 11, 2, 0), utc(2026, 6, 11, 2, 30)),
+        (utc(2026, 6, 11, 4, 0), utc(2026, 6, 11, 4, 30))]
+    run.tick(utc(2026, 6, 11, 2, 0))
+    assert sim.wait_for(lambda: sim.power)
+    run.tick(utc(2026, 6, 11, 2, 30))
+    assert sim.wait_for(lambda: not sim.power)
+    # Half is done; a new profile makes 03:00 the cheapest: the rest moves there.
+    values2 = list(values)
+    values2[18] = 0.1
+    send_profile(hub_mqtt, run, now, values2)
+    run.tick(utc(2026, 6, 11, 2, 31))
+    occ = ctx.schedules.get(device_id).occurrence
+    assert occ.remaining_s == 1800
+    assert [(w.start, w.end) for w in occ.windows] == [
+        (utc(2026, 6, 11, 3, 0), utc(2026, 6, 11, 3, 30))]
+
+
+def test_announcements_cannot_grow_the_device_list_without_bound(ctx, runner, hub_mqtt,
+                                                                 monkeypatch, caplog):
+    import hub.devices.service as service
+
+    monkeypatch.setattr(service, "MAX_DEVICES", 3)
+    run = runner(utc(2026, 6, 10, 18, 0))
+    for n in range(10):
+        hub_mqtt.publish(f"emon/node{n}/describe", "smartplug")
+    run.pump(1.5)
+    assert len(ctx.devices.list()) == 3
+    assert "device limit of 3 reached" in caplog.text
+
+
+def test_discovery_is_off_unless_configured(ctx, hub_config):
+    from hub.config import load_config
+    from hub.context import HubContext
+    from hub.devices.service import DeviceService
+
+    quiet = DeviceService(ctx, lambda *a, **k: None)
+    assert quiet.broadcaster is None and quiet.mdns is None
+    loud_config = load_config("/nonexistent.toml", environ={}, overrides={
+        **dict(hub_config), "broadcast_enabled": True, "mdns_enabled": True})
+    loud = DeviceService(HubContext(loud_config), lambda *a, **k: None)
+    # Built but not ticked: this test must not broadcast on the machine's interfaces.
+    assert loud.broadcaster is not None and loud.mdns is not None
