@@ -52,12 +52,11 @@ class Pair:
     receiver_ip: str
     broadcast: str
 
-    def python(self, ns: str, *args: str, **kwargs) -> subprocess.Popen:
+    def python(self, ns: str, *args: str, env: dict | None = None) -> subprocess.Popen:
         """Run this Python (with the repo on the path) inside namespace `ns`."""
-        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        env = {**os.environ, "PYTHONPATH": os.getcwd(), **(env or {})}
         return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                **kwargs)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @contextmanager
