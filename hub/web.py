@@ -103,8 +103,10 @@ def param_int(name: str, default: Any = _MISSING, minimum: int | None = None,
         value = int(float(text)) if "." in str(text) else int(text)
     except (TypeError, ValueError):
         raise ApiError(400, f"parameter '{name}' must be an integer, got {text!r}") from None
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ApiError(400, f"parameter '{name}' must be between {minimum} and {maximum}")
+    if minimum is not None and value < minimum:
+        raise ApiError(400, f"parameter '{name}' must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ApiError(400, f"parameter '{name}' must be at most {maximum}, got {value}")
     return value
 
 

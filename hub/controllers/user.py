@@ -95,7 +95,8 @@ def set_user():
 @requires("session")
 def change_password():
     try:
-        ctx().users.change_password(auth().user_id, param("old"), param("new"))
+        ctx().users.change_password(auth().user_id, param("old"), param("new"),
+                                    keep_session=request.get_cookie("hub_session") or "")
     except model.UserError as exc:
         raise _fail(exc) from None
     return ok(message="password changed; other sessions were logged out")

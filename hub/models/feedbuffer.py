@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # --- tunables ------------------------------------------------------------------------------
 DEFAULT_PREFIX = "hub:feedbuffer:"
 FLUSH_INTERVAL = 300  # seconds; the hub setting `flush_interval` overrides it
+FLUSH_LOCK_TIMEOUT_S = 600  # a crashed flusher's lock frees itself after this
 
 POINT_DTYPE = np.dtype("<f8")  # t and v each as float64: exact unix times, no value loss
 POINT_SIZE = 2 * POINT_DTYPE.itemsize  # 16 bytes per point
@@ -158,7 +159,14 @@ class FeedBuffer:
 
     # -- flushing ---------------------------------------------------------------------------
     def flush(self, engine: PHPFina, feed_ids: Iterable[int] | None = None) -> FlushStats:
-        """Write every pending feed (or only ``feed_ids``) as one block each, then trim."""
+        """Write every pending feed (or only ``feed_ids``) as one block each, then trim.
+
+        Flushes are serialised by a Redis lock: each trims the entries it read, so two
+        flushers running at once would trim points the other had not written."""
+        with self.redis.lock(self.prefix + "flush-lock", timeout=FLUSH_LOCK_TIMEOUT_S):
+            return self._flush(engine, feed_ids)
+
+    def _flush(self, engine: PHPFina, feed_ids: Iterable[int] | None) -> FlushStats:
         stats = FlushStats()
         began = time.monotonic()
         for feed_id in (self.pending_feeds() if feed_ids is None else feed_ids):

@@ -235,7 +235,8 @@ class UserStore:
             if cur.rowcount == 0:
                 raise UserNotFound(f"no user with id {user_id}")
 
-    def change_password(self, user_id: int, old: str, new: str) -> None:
+    def change_password(self, user_id: int, old: str, new: str, keep_session: str = "") -> None:
+        """Change the password and log out every session but `keep_session` (the caller's)."""
         with self.db.cursor() as cur:
             cur.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,))
             row = cur.fetchone()
@@ -244,7 +245,7 @@ class UserStore:
         if not isinstance(old, str) or not verify_password(old, row["password_hash"]):
             raise LoginFailed("current password is wrong")
         self._set_password(user_id, new)
-        self.end_all_sessions(user_id)
+        self.end_all_sessions(user_id, keep=keep_session)
 
     def set_password(self, username: str, new: str) -> User:
         """On-device console reset (`hub admin reset-password`): no old password needed."""
@@ -333,9 +334,10 @@ class UserStore:
         if token and len(token) <= 128:
             self.redis.delete(self._session_key(token))
 
-    def end_all_sessions(self, user_id: int) -> None:
+    def end_all_sessions(self, user_id: int, keep: str = "") -> None:
         members_key = self.ctx.key("user-sessions", user_id)
-        keys = self.redis.smembers(members_key)
-        if keys:
-            self.redis.delete(*keys)
-        self.redis.delete(members_key)
+        kept = self._session_key(keep).encode() if keep else None
+        ended = [k for k in self.redis.smembers(members_key) if k != kept]
+        if ended:
+            self.redis.delete(*ended)
+            self.redis.srem(members_key, *ended)

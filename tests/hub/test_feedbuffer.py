@@ -192,3 +192,23 @@ def test_discard(buffer):
     buffer.discard(1)
     assert buffer.pending_feeds() == [] and buffer.pending(1).size == 0
     assert buffer.padding_mode(1) is None
+
+
+def test_concurrent_flushes_lose_nothing(buffer, engine):
+    """Two flushers (say a stuck worker and its replacement) are serialised by a Redis lock,
+    so neither trims points the other has not written."""
+    import threading
+
+    total = 2000
+    for i in range(total):
+        buffer.append(1, NOW - 50_000 + i * 10, float(i))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(buffer.flush(engine)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(r.points for r in results) == total
+    assert buffer.pending_count() == 0
+    assert engine.get_meta(1).npoints == total
