@@ -186,7 +186,7 @@ class FeedStore:
             raise InvalidFeed(f"engine {engine!r} is not supported: only {ENGINE_PHPFINA} "
                               f"(PHPFina) is")
         try:
-            interval = phpfina._validate_interval(interval, self.engine.min_interval)
+            interval = phpfina.validate_interval(interval, self.engine.min_interval)
         except phpfina.InvalidInterval as exc:
             raise InvalidFeed(str(exc)) from None
         try:
@@ -438,7 +438,7 @@ class FeedStore:
         times = sorted(set().union(*columns))
         labels = [f"{f.tag}:{f.name}" if f.tag else f.name for f in feeds]
         fmt = "unix" if timeformat == "notime" else timeformat
-        shown = [row[0] for row in phpfina._format_rows(times, times, fmt, timezone)]
+        shown = [row[0] for row in phpfina.format_rows(times, times, fmt, timezone)]
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["time", *labels])

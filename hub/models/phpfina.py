@@ -189,7 +189,7 @@ class PHPFina:
 
     def create(self, feed_id: int, interval: int) -> FeedMeta:
         """Create an empty feed: meta {interval, start_time=0} and an empty .dat."""
-        interval = _validate_interval(interval, self.min_interval)
+        interval = validate_interval(interval, self.min_interval)
         meta_path, dat_path = self.meta_path(feed_id), self.dat_path(feed_id)
         os.makedirs(self.datadir, exist_ok=True)
         try:
@@ -337,7 +337,7 @@ class PHPFina:
                                   timezone=timezone, skipmissing=skipmissing,
                                   limitinterval=limitinterval, delta=delta, dp=dp,
                                   max_datapoints=max_datapoints)
-        return _format_rows(times, values, timeformat, timezone)
+        return format_rows(times, values, timeformat, timezone)
 
     def export_csv(self, feed_id: int, start: float, end: float, interval: int | str, *,
                    average: bool = False, timezone: str = "UTC", timeformat: str = "unix",
@@ -669,7 +669,7 @@ def _check_id(feed_id: int) -> int:
     return int(feed_id)
 
 
-def _validate_interval(interval, min_interval: int) -> int:
+def validate_interval(interval, min_interval: int) -> int:
     """Rules for a feed interval: 1. an integer; 2. >= min_interval; 3. <= MAX_INTERVAL."""
     if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)):
         raise InvalidInterval(f"interval must be an integer number of seconds, got {interval!r}")
@@ -829,7 +829,7 @@ def _format_time(t: int, timeformat: str, tz: ZoneInfo):
     return local.isoformat()  # iso8601, as PHP's DateTime::format("c")
 
 
-def _format_rows(times: Sequence[int], values: Sequence, timeformat: str,
+def format_rows(times: Sequence[int], values: Sequence, timeformat: str,
                  timezone: str) -> list:
     if timeformat not in TIME_FORMATS:
         raise InvalidReadRequest(f"timeformat must be one of {TIME_FORMATS}, got {timeformat!r}")
