@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .dynsec import DynSec, new_password, own_topic
-from .errors import NoPendingRequest, PairingError, PairingRateLimited
+from .errors import NoPendingRequest, PairingError, PairingRateLimited, UnknownDevice
 
 if TYPE_CHECKING:
     from hub.context import HubContext
@@ -127,8 +127,11 @@ class Pairing:
     def _hand_out(self, ip: str, grant: dict[str, Any], now: float) -> Answer:
         if grant.get("expires", 0) <= now:
             return Answer(200, REGISTERED)
-        devices = self.ctx.devices
-        devices.update(grant["device_id"], status="active", pairing_expires=None, ip=ip)
+        try:
+            self.ctx.devices.update(grant["device_id"], status="active", pairing_expires=None,
+                                    ip=ip)
+        except UnknownDevice:  # removed (or expired) between allow and now
+            return Answer(200, REGISTERED)
         self.publish_event("device_paired", ip=ip, device_id=grant["device_id"])
         log.info("device %s at %s fetched its broker account %s", grant["device_id"], ip,
                  grant["user"])

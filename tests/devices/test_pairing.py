@@ -151,3 +151,12 @@ def test_pending_request_is_announced_as_an_event(web, ctx):
     sub.close()
     assert msg is not None and b"device_auth_request" in msg["data"]
     assert b"Kitchen plug" in msg["data"] and b"127.0.0.5" in msg["data"]
+
+
+def test_device_removed_before_fetching_gets_nothing(web, admin):
+    device_get(web, "127.0.0.6")
+    allowed = admin.client.post("/device/auth/allow.json", {"ip": "127.0.0.6"}).json()
+    assert admin.client.post("/device/delete.json",
+                             {"id": allowed["device"]["id"]}).status == 200
+    status, text = device_get(web, "127.0.0.6")
+    assert status == 200 and emonesp_parse(text) is None
