@@ -118,3 +118,18 @@ def test_job_units_run_their_namesake_in_libexec(unit: str) -> None:
         assert exec_line.group(1) == f"/usr/libexec/{unit.removesuffix('.service')}"
         assert (OVERLAY / exec_line.group(1).lstrip("/")).is_file()
     assert "Description=" in text
+
+
+@pytest.mark.parametrize("role", sorted(p.parent.parent.name for p in
+                                        (REPO / "roles").glob("*/defaults/main.yml")))
+def test_role_readme_documents_every_variable_with_the_role_prefix(role: str) -> None:
+    defaults = (REPO / "roles" / role / "defaults/main.yml").read_text()
+    readme = (REPO / "roles" / role / "README.md").read_text()
+    names = re.findall(r"^(\w+):", defaults, re.MULTILINE)
+    assert names, "defaults/main.yml documents no variable"
+    for name in names:
+        assert name.startswith(f"{role}_"), f"{name} lacks the role prefix"
+        assert f"{name}:" in readme, f"{name} is not in roles/{role}/README.md"
+    for heading in ("## Requirements", "## Role Variables", "## Dependencies",
+                    "## Example Playbook", "## License", "## Author"):
+        assert heading in readme
