@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import pwd
-import shutil
 import stat
 import tomllib
 from pathlib import Path
@@ -18,8 +17,12 @@ from types import ModuleType
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None,
-                                reason="ssh-keygen (openssh-client) is not installed")
+from tests.roles.tools import apt_install
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _ssh_keygen() -> None:
+    apt_install("openssh-client")  # ssh-keygen makes the host keys
 
 SECRETS = ("db_password", "mqtt_password", "mqtt_admin_password", "session_key")
 

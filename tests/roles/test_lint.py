@@ -12,26 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.roles.tools import apt_install
+
 REPO = Path(__file__).resolve().parents[2]
 OVERLAY = REPO / "overlays/rootfs"
 UNIT_DIR = OVERLAY / "usr/lib/systemd/system"
 PRESET = OVERLAY / "usr/lib/systemd/system-preset/70-cydynni.preset"
-LINT_PACKAGES = {"yamllint": "yamllint", "ansible-lint": "ansible-lint"}
 # overlays/rootfs files that belong to the image build / OTA work, not to the roles.
 NOT_OURS = {"cydynni-ota-commit", "cydynni-ota-commit.service"}
 
 
 def tool(name: str) -> str:
-    """The lint tool, installed from Debian if missing and we are root (CI is)."""
+    """The lint tool (Debian package of the same name), installed if missing."""
+    apt_install(name)
     found = shutil.which(name)
-    if found is None and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                        LINT_PACKAGES[name]], check=True, capture_output=True, env=env)
-        found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (apt-get install {LINT_PACKAGES[name]})")
+    assert found, f"{name} installed but not on PATH"
     return found
 
 

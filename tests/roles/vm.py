@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.roles.tools import apt_install
+
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 SECTOR = 512
@@ -53,13 +55,7 @@ def run(*args: str | Path, log: Path | None = None, **kwargs) -> subprocess.Comp
 
 
 def ensure_host_tools() -> None:
-    missing = [p for p in HOST_PACKAGES if subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True
-    ).stdout != "install ok installed"]
-    if missing:
-        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        run("apt-get", "update", "-q", env=env)
-        run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+    apt_install(*HOST_PACKAGES)
 
 
 def host_debian_mirror() -> str:
