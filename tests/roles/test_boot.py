@@ -69,6 +69,7 @@ def test_boot_reaches_running_with_no_failed_units(booted: dict, boot: str) -> N
     assert report["state"] == "running"
     assert report["failed"] == []
     assert report["failed_after_checks"] == []
+    assert report["ordering_cycles"] == 0
     inactive = {unit: state for unit, state in report["units"].items() if state != "active"}
     # The MariaDB system tables exist after the first boot: its condition skips it.
     assert inactive == ({} if boot == "first" else {"cydynni-mariadb-init.service": "inactive"})

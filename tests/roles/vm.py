@@ -229,9 +229,16 @@ def build(work: Path, setup_text: str, log: Path) -> Disk:
     root = work / "rootfs"
     if root.exists():
         shutil.rmtree(root)
+    started = time.monotonic()
     bootstrap(root, log)
+    bootstrapped = time.monotonic()
     provision(root, log, extra_files=GUEST_DIR / "rootfs")
-    return make_disk(root, work, setup_text)
+    provisioned = time.monotonic()
+    disk = make_disk(root, work, setup_text)
+    print(f"[INFO] mmdebstrap {bootstrapped - started:.0f} s, overlay + site.yml + initramfs "
+          f"{provisioned - bootstrapped:.0f} s, disk {time.monotonic() - provisioned:.0f} s",
+          file=sys.stderr)
+    return disk
 
 
 if __name__ == "__main__":
