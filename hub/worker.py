@@ -28,6 +28,8 @@ Redis itself goes down too (it keeps nothing on disk): then at most `flush_inter
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import importlib
 import json
 import logging
@@ -55,7 +57,15 @@ TICK_S = 1.0
 BATCH_MAX = 2000
 SUBSCRIBE_QOS = 1
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+TRIM_AFTER_POINTS = 10_000  # flushes this big return their memory to the OS
 LOG_BURST, LOG_WINDOW_S = 20, 60.0  # at most this many problem logs per window
+
+
+def _release_free_memory() -> None:
+    """Give freed heap back to the OS after a big flush (glibc keeps it otherwise, and a
+    backlog flush can briefly need tens of MB on a 1 GB Pi)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class RateLimitedLog:
@@ -261,6 +271,8 @@ class Worker:
             return
         self.stats["flushes"] += 1
         self.stats["flushed_points"] += stats.points
+        if stats.points > TRIM_AFTER_POINTS:
+            _release_free_memory()
         if stats.errors:
             self.stats["flush_errors"] += len(stats.errors)
             self.problem(logging.ERROR, "flush could not write feeds: %s", stats.errors)

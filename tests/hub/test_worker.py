@@ -153,8 +153,8 @@ def test_profiles_arrive_on_their_topics(servers, hub_config, ctx, user_id):
     with worker_thread(worker_config(hub_config)), publisher(servers) as pub:
         publish_all(pub, [("cydynni/profile/hydro", body)])
         feed = wait_until(lambda: ctx.feeds.find(user_id, "hydro", "profile"), what="feed")
-        assert ctx.feeds.data(feed.id, start, start + 3600, 1800) == [
-            [start, 1.5], [start + 1800, None], [start + 3600, 3.0]]
+        wait_until(lambda: ctx.feeds.data(feed.id, start, start + 3600, 1800) == [
+            [start, 1.5], [start + 1800, None], [start + 3600, 3.0]], what="profile values")
 
 
 def test_bad_payloads_are_counted_and_do_not_kill_it(servers, hub_config, ctx, user_id):

@@ -1,0 +1,193 @@
+"""Bench (5): resident memory (VmRSS) of `hub web` and `hub worker` with 50 feeds after a
+simulated day.
+
+Both run as real processes (`python -m hub web|worker`, as on the device) against their own
+Mosquitto, Redis and MariaDB. The day: 8,640 MQTT messages (one every 10 s of a day, all
+sent at once), each carrying 50 readings with their time, stored by the worker into 50
+inputs → 50 feeds of 10 s (432,000 points, flushed every 2 s meanwhile). Then the web process
+answers what a day of use asks: feed/list, a 1,000-point feed/data of the day for every feed,
+input/list, input/get, health, many times over. VmRSS (and the peak, VmHWM) come from
+/proc/<pid>/status afterwards.
+
+Reference, same run: a bare python3 that imports the libraries the hub uses (bottle, cheroot,
+paho-mqtt, redis, pymysql, numpy) and does nothing. Target ≤ 80 MB each.
+
+    .venv/bin/python bench/bench_memory.py
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from hub.config import load_config  # noqa: E402
+from hub.context import HubContext  # noqa: E402
+from hub.db import migrate  # noqa: E402
+from hub.ingest import NodePost  # noqa: E402
+from tests.servers import Servers, free_port  # noqa: E402
+
+FEEDS = 50
+DAY_MESSAGES = 8640
+WEB_ROUNDS = 5
+REFERENCE_IMPORTS = "import bottle, cheroot.wsgi, paho.mqtt.client, redis, pymysql, numpy"
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def env_for(config) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_CONFIG"] = "/nonexistent.toml"
+    for name, value in config.items():
+        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"[ERROR] timed out waiting for {what}")
+
+
+def get(port: int, path: str, params: dict) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", f"{path}?{urllib.parse.urlencode(params)}")
+        res = conn.getresponse()
+        body = res.read()
+        if res.status != 200:
+            raise SystemExit(f"[ERROR] {path} answered {res.status}: {body[:200]!r}")
+        return body
+    finally:
+        conn.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(get(port, "/describe", {}))
+    except OSError:
+        return False
+
+
+def simulate_day(servers: Servers, t0: int) -> None:
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-mem-{uuid.uuid4().hex}")
+    pub.username_pw_set(servers.mqtt_user, servers.mqtt_password)
+    pub.max_inflight_messages_set(100)
+    pub.connect("127.0.0.1", servers.mqtt_port)
+    pub.loop_start()
+    infos = []
+    for i in range(DAY_MESSAGES):
+        doc = {f"p{k}": 100.0 + k + (i % 360) / 10 for k in range(FEEDS)}
+        doc["time"] = t0 + 10 * i
+        infos.append(pub.publish("emon/house", json.dumps(doc), qos=1))
+    for info in infos:
+        info.wait_for_publish(120)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as root, \
+            Servers.start() as servers:
+        data = Path(root) / "data"
+        data.mkdir()
+        servers.create_database("hub")
+        overrides = {**servers.hub_settings(data, "hub"), "flush_interval": 2,
+                     "redis_prefix": "benchmem:", "mqtt_client_id": "bench-mem-worker",
+                     "web_threads": 8}
+        config = load_config("/nonexistent.toml", overrides=overrides, environ={})
+        ctx = HubContext(config)
+        migrate(ctx.db)
+        user = ctx.users.register("bench", "bench-password")
+        feeds = []
+        for k in range(FEEDS):
+            feed = ctx.feeds.create(user.id, f"power{k}", interval=10).id
+            ctx.inputs.ingest(user.id, [NodePost("house", 1_000_000_000, {f"p{k}": 0.0})])
+            found = next(i for i in ctx.inputs.list(user.id) if i["name"] == f"p{k}")
+            ctx.inputs.set_processlist(user.id, found["id"], [{"fn": "log_to_feed",
+                                                               "args": [feed]}])
+            feeds.append(feed)
+        env = env_for(config)
+        logs = Path(root)
+        port = free_port()
+        procs = {}
+        with open(logs / "worker.log", "wb") as wlog, open(logs / "web.log", "wb") as hlog:
+            procs["worker"] = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
+                                               cwd=ROOT, env=env, stdout=wlog,
+                                               stderr=subprocess.STDOUT)
+            procs["web"] = subprocess.Popen([sys.executable, "-m", "hub", "web", "--host",
+                                             "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                                            env=env, stdout=hlog, stderr=subprocess.STDOUT)
+            ref_proc = subprocess.Popen([sys.executable, "-c",
+                                         f"{REFERENCE_IMPORTS}; import time; time.sleep(600)"])
+        try:
+            wait_for(lambda: (b := ctx.redis.get(ctx.key("worker:heartbeat")))
+                     and json.loads(b)["mqtt_connected"], 30, "worker")
+            wait_for(lambda: _answers(port), 30, "web")
+            idle = {name: rss_mb(proc.pid)[0] for name, proc in procs.items()}
+            t0 = (int(time.time()) - 86400 - 600) // 10 * 10
+            started = time.perf_counter()
+            simulate_day(servers, t0)
+            wait_for(lambda: ctx.inputs.tree(user.id)["house"]["p0"]["time"]
+                     == t0 + 10 * (DAY_MESSAGES - 1), 300, "the day's readings")
+            wait_for(lambda: ctx.feeds.buffer.pending_count() == 0, 60, "flush")
+            print(f"simulated day: {DAY_MESSAGES * FEEDS:,} readings stored in "
+                  f"{time.perf_counter() - started:.1f} s")
+            key = {"apikey": user.apikey_read}
+            for _ in range(WEB_ROUNDS):
+                get(port, "/feed/list.json", key)
+                get(port, "/input/list.json", key)
+                get(port, "/input/get.json", key)
+                get(port, "/health.json", {})
+                for feed in feeds:
+                    get(port, "/feed/data.json", {**key, "id": feed, "start": t0,
+                                                  "end": t0 + 86400, "interval": 86})
+            time.sleep(1)
+            figures = {name: rss_mb(proc.pid) for name, proc in procs.items()}
+            reference = rss_mb(ref_proc.pid)[0]
+        finally:
+            for proc in (*procs.values(), ref_proc):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in (*procs.values(), ref_proc):
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        ctx.close()
+        print(f"reference: bare python3 importing the hub's libraries: {reference:.1f} MB")
+        for name, (rss, hwm) in figures.items():
+            print(f"hub {name}: VmRSS {rss:.1f} MB (peak {hwm:.1f} MB) with {FEEDS} feeds "
+                  f"after a simulated day; {idle[name]:.1f} MB when it had just started")
+        for name, (rss, _) in figures.items():
+            print(json.dumps({"bench": f"memory_{name}_rss", "value": round(rss, 1),
+                              "unit": "MB", "reference": round(reference, 1)}))
+
+
+if __name__ == "__main__":
+    main()
