@@ -323,7 +323,12 @@ class DeviceService:
         if report.present is not None:
             state["present"] = report.present
         state["last_seen"] = int(now)
+        before = self.ctx.devices.state(device.id)
         self.ctx.devices.set_state(device.id, **state)
+        changed = {k: state[k] for k in ("power", "mode", "present")
+                   if k in state and before.get(k) != state[k]}
+        if changed:  # for the UI: only real changes, not every periodic report
+            self.pairing.publish_event("device_state", device_id=device.id, **changed)
         if self._is_manual(device, subtopic, report, now):
             self._follow_device(device, report.mode)
 

@@ -451,3 +451,26 @@ def test_discovery_is_off_unless_configured(ctx, hub_config):
     loud = DeviceService(HubContext(loud_config), lambda *a, **k: None)
     # Built but not ticked: this test must not broadcast on the machine's interfaces.
     assert loud.broadcaster is not None and loud.mdns is not None
+
+
+def test_state_changes_are_published_as_events(ctx, admin, servers, runner, sims):
+    run = runner(utc(2026, 6, 10, 18, 0))
+    acc = account(admin, "tasmota", "fan")
+    events = ctx.redis.pubsub()
+    events.subscribe(ctx.key("events"))
+    events.get_message(timeout=2)
+    sim = SimTasmota(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
+                     acc["topic"]).start()
+    sims.append(sim)
+    sim.press_button()
+    device_id = acc["device"]["id"]
+    assert run.until(lambda: ctx.devices.state(device_id).get("power") is True)
+    seen = []
+    while (msg := events.get_message(timeout=0.5)) is not None:
+        seen.append(json.loads(msg["data"]))
+    events.close()
+    states = [e for e in seen if e["event"] == "device_state"]
+    # Online (LWT), then the button's RESULT; the repeated stat/POWER adds no event.
+    assert states == [
+        {"event": "device_state", "device_id": device_id, "present": True},
+        {"event": "device_state", "device_id": device_id, "power": True, "mode": "on"}]
