@@ -385,7 +385,11 @@ class DeviceService:
         return self.ctx.key("devices", "profile")
 
     def _load_profile(self) -> None:
-        raw = self.ctx.redis.get(self._profile_key())
+        try:
+            raw = self.ctx.redis.get(self._profile_key())
+        except Exception as exc:  # Redis not up yet: start anyway, the next profile will do
+            log.warning("cannot read the stored demand-shaper profile: %s", exc)
+            return
         if raw:
             try:
                 self.profile.update(json.loads(raw))
