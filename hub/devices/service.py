@@ -41,7 +41,7 @@ from hub.devices.adapters.openevse import parse_announce
 from hub.devices.discovery import Broadcaster, Mdns
 from hub.devices.errors import DeviceError, DeviceMessageError
 from hub.devices.pairing import Pairing
-from hub.devices.templates import apply_template
+from hub.devices.templates import apply_template, link_inputs
 from hub.models.devices import Device, validate_topic
 from hub.scheduler.errors import NoSignal, ReadyByPassed, SchedulerError
 from hub.scheduler.plan import (
@@ -65,6 +65,7 @@ FLOOD_RATE, FLOOD_BURST = 10.0, 50.0
 COMMAND_GRACE_S = 10  # a device's report this soon after a command is its answer, not a button
 TIMER_HORIZON_S = 86_400 - 60  # EmonESP's timer repeats daily: only send windows within a day
 LOG_EVERY_S = 60
+LINK_EVERY_S = 300  # template inputs appear with the first readings: look for them this often
 MAX_DEVICES = 200  # announcements cannot grow the device table without bound
 
 
@@ -124,6 +125,7 @@ class DeviceService:
         self.replan = True
         self.next_plan = 0.0
         self.next_pairing_check = 0.0
+        self.next_link = 0.0
         self.last_poll: dict[int, float] = {}
         self.sent_at: dict[int, float] = {}
         self.buckets: dict[str, tuple[float, float]] = {}
@@ -167,6 +169,19 @@ class DeviceService:
             self.next_plan = (now // PLAN_EVERY_S + 1) * PLAN_EVERY_S
             self.run_schedules(now)
         self._poll_states(now)
+        if now >= self.next_link:
+            self.next_link = now + LINK_EVERY_S
+            self.link_template_inputs()
+
+    def link_template_inputs(self) -> None:
+        for device in self.by_id.values():
+            if device.status != "active":
+                continue
+            try:
+                link_inputs(self.ctx, device)
+            except Exception as exc:  # a template problem must not stop the service
+                self._problem(f"link:{device.id}", "template inputs of device %s: %s",
+                              device.id, exc)
 
     def stop(self) -> None:
         if self.mdns is not None:

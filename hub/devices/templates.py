@@ -2,8 +2,17 @@
 `Modules/device/data/*.json`, trimmed to what our devices report).
 
 Templates are JSON files in `hub/devices/templates/<node_type>.json`:
-`{"name", "category", "feeds": [{"name", "interval", "unit"}]}`. Feeds are created for the
-device's owner with the device name as tag, through `ctx.feeds`; existing ones are kept.
+`{"name", "category", "feeds": [{"name", "interval", "unit"}],
+  "inputs": [{"name", "feed", "description"}]}`.
+
+- Feeds are created for the device's owner with the device name as tag, through `ctx.feeds`,
+  when the device first appears; existing ones are kept.
+- Inputs only exist once readings arrive (the ingest service creates them), so the device
+  service sweeps now and then: an input the template names, of the device's node, gets a
+  `log_to_feed` process into its template feed, once (remembered in Redis, so a process list
+  the household later changes is left alone). The input of reading `emon/<node>/<key>` is
+  (<node>, <key>); below a deeper base topic `emon/<node>/<sub>` it is (<node>, <sub>_<key>),
+  as the ingest service names them.
 """
 
 from __future__ import annotations
@@ -47,3 +56,42 @@ def apply_template(ctx, device) -> list[int]:
     if made:
         log.info("device %s: template %s created feeds %s", device.id, template["name"], made)
     return made
+
+
+def input_address(ctx, device) -> tuple[str, str] | None:
+    """(node, name prefix) of the device's inputs, or None if its readings are not ingested."""
+    parts = device.base_topic.split("/")
+    if device.type == "tasmota" or len(parts) < 2 or parts[0] != ctx.config.mqtt_base_topic:
+        return None
+    return parts[1], "".join(f"{p}_" for p in parts[2:])
+
+
+def link_inputs(ctx, device) -> list[int]:
+    """Give the device's template inputs their log_to_feed process; returns the inputs linked."""
+    template = template_for(device)
+    address = input_address(ctx, device)
+    if template is None or not template.get("inputs") or address is None:
+        return []
+    node, prefix = address
+    wanted = {prefix + spec["name"]: spec for spec in template["inputs"]}
+    done_key = ctx.key("devices", "linked", device.id)
+    done = {int(i) for i in ctx.redis.smembers(done_key)}
+    linked = []
+    for row in ctx.inputs.list(device.user_id):
+        spec = wanted.get(row["name"]) if row["nodeid"] == node else None
+        if spec is None or row["id"] in done:
+            continue
+        feed = ctx.feeds.find(device.user_id, spec["feed"], device.name[:64])
+        if feed is None:
+            continue
+        if not row["processList"]:
+            ctx.inputs.set_processlist(device.user_id, row["id"],
+                                       [{"fn": "log_to_feed", "args": [feed.id]}])
+            if spec.get("description") and not row["description"]:
+                ctx.inputs.set_fields(device.user_id, row["id"],
+                                      {"description": spec["description"]})
+            linked.append(row["id"])
+        ctx.redis.sadd(done_key, row["id"])
+    if linked:
+        log.info("device %s: inputs %s now log to their template feeds", device.id, linked)
+    return linked

@@ -388,7 +388,23 @@ def test_device_templates_create_feeds(ctx, admin, servers, runner, sims, hub_mq
     hub_mqtt.publish("emon/plug77/describe", "smartplug")
     assert run.until(lambda: any(d.base_topic == "emon/plug77" for d in ctx.devices.list()))
     feeds = ctx.feeds.list(ctx.config.mqtt_user_id)
-    assert any(f["name"] == "power" and f["tag"] == "plug77" for f in feeds)
+    power = [f for f in feeds if f["name"] == "power" and f["tag"] == "plug77"]
+    assert len(power) == 1
+    # The input appears with the first reading; the sweep links it to the template feed.
+    from hub.ingest import NodePost
+
+    user = ctx.config.mqtt_user_id
+    ctx.inputs.ingest(user, [NodePost("plug77", int(now), {"power": 40.0})])
+    run.service.link_template_inputs()
+    row = next(i for i in ctx.inputs.list(user) if i["nodeid"] == "plug77")
+    assert row["processList"][0]["args"] == [power[0]["id"]]
+    assert row["description"] == "Plug power"
+    ctx.inputs.ingest(user, [NodePost("plug77", int(now) + 10, {"power": 55.0})])
+    assert ctx.feeds.last(power[0]["id"])[1] == 55.0
+    # Linked once: a process list the household empties later stays empty.
+    ctx.inputs.set_processlist(user, row["id"], [])
+    run.service.link_template_inputs()
+    assert ctx.inputs.get(user, row["id"])["processList"] == []
 
 
 def test_interruptible_run_is_reoptimised_for_what_is_left(ctx, admin, servers, runner, sims,
