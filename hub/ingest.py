@@ -415,12 +415,23 @@ class IngestService:
         self.pending.extend(parse_mqtt(topic, payload, self.base))
 
     def commit(self) -> None:
-        posts, self.pending = self.pending, []
-        if posts:
-            report = self.ctx.inputs.ingest(self.user_id, posts)
-            if report.rejected:
-                raise IngestError(f"{len(report.rejected)} posts rejected, first: "
-                                  f"{report.rejected[0]}")
+        """Store the pending readings. If Redis or MariaDB is unreachable they stay pending
+        (the worker retries); any other failure drops them so one bad batch cannot block."""
+        from hub.models.process import SERVER_ERRORS
+
+        if not self.pending:
+            return
+        try:
+            report = self.ctx.inputs.ingest(self.user_id, self.pending)
+        except SERVER_ERRORS:
+            raise
+        except Exception:
+            self.pending = []
+            raise
+        self.pending = []
+        if report.rejected:
+            raise IngestError(f"{len(report.rejected)} posts rejected, first: "
+                              f"{report.rejected[0]}")
 
     def tick(self, now: float) -> None:
         pass

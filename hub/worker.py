@@ -12,7 +12,9 @@
 - Services (SERVICES, dotted class paths) are built as `Service(ctx, publish)` and offer
   `topics()`, `on_message(topic, payload)`, `on_connect()`, `tick(now)`, `stop()` and
   optionally `commit()` (called once per batch, before the acknowledgements). A service
-  exception is logged (rate-limited) and counted; it never stops the worker.
+  exception is logged (rate-limited) and counted; it never stops the worker. When `commit()`
+  fails because Redis or MariaDB is unreachable, the worker retries it with backoff and
+  acknowledges nothing meanwhile, so no reading is dropped while a server restarts.
 - Feed buffer flush every `flush_interval` seconds and on SIGTERM/SIGINT: finish the batch,
   stop the services, flush EVERYTHING, disconnect, exit 0.
 - Redis: heartbeat `worker:heartbeat` (JSON, TTL 30 s, every 5 s, read by /health.json;
@@ -46,8 +48,10 @@ from hub.context import HubContext
 from hub.controllers.health import WORKER_HEARTBEAT_KEY
 from hub.db import migrate
 from hub.ingest import IngestError
+from hub.models.process import SERVER_ERRORS
 
 log = logging.getLogger(__name__)
+
 
 SERVICES: tuple[str, ...] = ("hub.ingest.IngestService", "hub.devices.service.DeviceService")
 STATS_KEY = "worker:stats"
@@ -57,6 +61,7 @@ TICK_S = 1.0
 BATCH_MAX = 2000
 SUBSCRIBE_QOS = 1
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0  # storing readings while Redis/MariaDB is away
 TRIM_AFTER_POINTS = 10_000  # flushes this big return their memory to the OS
 LOG_BURST, LOG_WINDOW_S = 20, 60.0  # at most this many problem logs per window
 
@@ -226,11 +231,34 @@ class Worker:
                 self.stats["messages"] += 1
                 for service in self._services_for(topic):
                     self._call(service, "on_message", topic, payload)
-            self._each_service("commit")
+            if not self._commit():
+                return  # not stored: no acks, so the broker delivers these again
             generation = self.generation
             for gen, _, _, mid, qos in batch:
                 if gen == generation and qos:
                     self.client.ack(mid, qos)
+
+    def _commit(self) -> bool:
+        """Let services store the batch; while Redis or MariaDB is unreachable, retry with
+        backoff rather than acknowledge readings that were not stored. False if stopping
+        before they could be (they stay unacknowledged and come again)."""
+        delay = RETRY_MIN_S
+        while True:
+            unreachable = None
+            for service in self.services:
+                if hasattr(service, "commit"):
+                    try:
+                        self._call(service, "commit", transient_raises=True)
+                    except SERVER_ERRORS as exc:
+                        unreachable = exc
+            if unreachable is None:
+                return True
+            self.stats["store_retries"] += 1
+            self.problem(logging.ERROR, "cannot store readings (%s); retrying in %.0f s",
+                         unreachable, delay)
+            if self.stop_event.wait(delay):
+                return False
+            delay = min(delay * 2, RETRY_MAX_S)
 
     def _services_for(self, topic: str) -> list:
         found = self._routes.get(topic)
@@ -242,9 +270,15 @@ class Worker:
                 if any(mqtt.topic_matches_sub(pattern, topic) for pattern in self._topics_of(s))]
         return found
 
-    def _call(self, service, method: str, *args: Any) -> None:
+    def _call(self, service, method: str, *args: Any, transient_raises: bool = False) -> None:
         try:
             getattr(service, method)(*args)
+        except SERVER_ERRORS:
+            if transient_raises:
+                raise
+            self.stats["service_errors"] += 1
+            self.problem(logging.ERROR, "%s.%s failed", type(service).__name__, method,
+                         exc_info=True)
         except IngestError as exc:
             self.stats["bad_payloads"] += 1
             where = f" on {args[0][:80]!r}" if method == "on_message" else ""

@@ -27,7 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pymysql
+import redis
+
+from hub.db import DatabaseError
+
 log = logging.getLogger(__name__)
+
+# Failures of a server rather than of the data: never swallowed here, so the caller can keep
+# the readings and retry (the worker does, without acknowledging them to the broker).
+SERVER_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    pymysql.err.OperationalError, DatabaseError)
 
 MAX_STEPS = 32
 KWH_DT_MAX_S = 7200  # power_to_kwh: no energy across a gap this long (monitor was down)
@@ -116,6 +127,8 @@ class ProcessBatch:
                     for t, v, join in points:
                         self.ctx.feeds.insert(feed_id, t, v, join=join)
                 written += len(points)
+            except SERVER_ERRORS:
+                raise
             except Exception as exc:
                 log.warning("feed %s: %d points not written: %s", feed_id, len(points), exc)
                 self.errors.append(f"feed {feed_id}: {exc}")
@@ -363,6 +376,8 @@ def run_processlist(run: ProcessBatch, steps: list[Step], t: int, value: float) 
             break
         try:
             current = process.fn(run, arg, t, current)
+        except SERVER_ERRORS:
+            raise
         except Exception as exc:
             log.warning("process %s(%s) failed: %s", process.name, arg, exc)
             run.errors.append(f"{process.name}({arg}): {exc}")

@@ -293,3 +293,53 @@ def test_sigkill_leaves_readable_files_and_loses_only_the_unflushed_window(
         if again.poll() is None:
             again.kill()
     assert on_disk(ctx, feed) == [float(i) for i in range(2 * n)]
+
+
+# --- Redis going away -----------------------------------------------------------------------
+
+def start_redis(port: int, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                             "--save", "", "--appendonly", "no"], stdout=open(log, "ab"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT)
+    import redis
+
+    wait_until(lambda: _pings(redis.Redis(port=port)), what="private redis")
+    return proc
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def test_readings_wait_while_redis_is_down(servers, hub_config, user_id, tmp_path):
+    """Readings that cannot be stored are not acknowledged; they are stored once Redis is
+    back (this test's own Redis, so stopping it disturbs nobody else)."""
+    from tests.servers import free_port
+
+    n = 50
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path / "redis.log")
+    config = worker_config(hub_config, redis_port=port)
+    own = HubContext(config)
+    try:
+        feed = logged_feed(own, user_id, "r", "c")
+        t0 = base_time(2 * n)
+        with worker_thread(config), publisher(servers) as pub:
+            publish_all(pub, sequence("r", t0, n))
+            wait_until(lambda: len(on_disk(own, feed)) == n, what="first half on disk")
+            redis_proc.terminate()
+            redis_proc.wait(10)
+            publish_all(pub, sequence("r", t0, n, start=n))  # the broker has them (QoS 1)
+            time.sleep(2)  # the worker retries meanwhile
+            redis_proc = start_redis(port, tmp_path / "redis.log")
+            wait_until(lambda: len(on_disk(own, feed)) == 2 * n, timeout=30,
+                       what="second half stored after Redis came back")
+        assert on_disk(own, feed) == [float(i) for i in range(2 * n)]
+        assert stats(own)["store_retries"] >= 1
+    finally:
+        own.close()
+        redis_proc.terminate()
+        redis_proc.wait(10)
