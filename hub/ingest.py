@@ -417,6 +417,7 @@ class IngestService:
     def commit(self) -> None:
         """Store the pending readings. If Redis or MariaDB is unreachable they stay pending
         (the worker retries); any other failure drops them so one bad batch cannot block."""
+        from hub.models.inputs import InputError
         from hub.models.process import SERVER_ERRORS
 
         if not self.pending:
@@ -425,6 +426,9 @@ class IngestService:
             report = self.ctx.inputs.ingest(self.user_id, self.pending)
         except SERVER_ERRORS:
             raise
+        except InputError as exc:  # e.g. no such user yet: drop, count and say why
+            self.pending = []
+            raise BadPayload(f"readings dropped: {exc}") from None
         except Exception:
             self.pending = []
             raise

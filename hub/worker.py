@@ -351,14 +351,18 @@ class Worker:
 
 def run_worker(ctx: HubContext, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or until `stop` is set, for tests running it in a thread)."""
-    migrate(ctx.db)
-    worker = Worker(ctx, stop)
+    stop = stop or threading.Event()
+    workers: list[Worker] = []
     if threading.current_thread() is threading.main_thread():
+        # Installed first, so a SIGTERM during start-up still ends in a clean stop and flush.
         def on_signal(signum: int, _frame: object) -> None:
             log.info("received %s", signal.Signals(signum).name)
-            worker.stop_event.set()
-            worker._wake()
+            stop.set()
+            for worker in workers:
+                worker._wake()
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    return worker.run()
+    migrate(ctx.db)
+    workers.append(Worker(ctx, stop))
+    return workers[0].run()

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pymysql
+
 from hub.ingest import NodePost
 from hub.models import process as proc
 
@@ -45,6 +47,10 @@ class InputNotFound(InputError):
 
 class InputLimit(InputError):
     """Creating the input would pass the node or input limit."""
+
+
+class NoSuchUser(InputError):
+    """Readings for a user id that has no account (e.g. before the first registration)."""
 
 
 class BadField(InputError):
@@ -181,10 +187,18 @@ class InputStore:
             new.update(dict.fromkeys(missing))
             accepted.append(post)
         if new:
-            with self.db.cursor() as cur:
-                cur.executemany("INSERT IGNORE INTO inputs (user_id, nodeid, name, processlist)"
-                                " VALUES (%s, %s, %s, '[]')",
-                                [(user_id, node, name) for node, name in new])
+            try:
+                with self.db.cursor() as cur:
+                    # Not INSERT IGNORE: that would also silence a missing user.
+                    cur.executemany("INSERT INTO inputs (user_id, nodeid, name, processlist)"
+                                    " VALUES (%s, %s, %s, '[]')"
+                                    " ON DUPLICATE KEY UPDATE id = id",
+                                    [(user_id, node, name) for node, name in new])
+            except pymysql.err.IntegrityError as exc:
+                if exc.args[0] == 1452:  # foreign key: no such user
+                    raise NoSuchUser(f"hub user {user_id} does not exist (yet): register the "
+                                     "first user, or set mqtt_user_id") from None
+                raise
             self._changed()
             report.created = len(new)
         return accepted

@@ -343,3 +343,57 @@ def test_readings_wait_while_redis_is_down(servers, hub_config, user_id, tmp_pat
         own.close()
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+# --- misbehaving services and missing users -------------------------------------------------
+
+class ExplodingService:
+    """A service that fails in every way a service can; the worker must shrug it off."""
+
+    def __init__(self, ctx, publish) -> None:
+        self.publish = publish
+
+    def topics(self) -> list[str]:
+        return ["test/boom/#"]
+
+    def on_connect(self) -> None:
+        raise RuntimeError("on_connect failed")
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        raise RuntimeError(f"cannot handle {topic}")
+
+    def tick(self, now: float) -> None:
+        raise RuntimeError("tick failed")
+
+    def stop(self) -> None:
+        raise RuntimeError("stop failed")
+
+
+class UnbuildableService:
+    def __init__(self, ctx, publish) -> None:
+        raise RuntimeError("constructor failed")
+
+
+def test_service_exceptions_are_counted_and_do_not_stop_the_worker(
+        servers, hub_config, ctx, user_id, monkeypatch):
+    import hub.worker
+
+    monkeypatch.setattr(hub.worker, "SERVICES", (
+        "hub.ingest.IngestService", f"{__name__}.ExplodingService",
+        f"{__name__}.UnbuildableService", "hub.no_such_module.Service"))
+    with worker_thread(worker_config(hub_config)), publisher(servers) as pub:
+        publish_all(pub, [("test/boom/x", "1"), ("test/boom/y", "2"), ("emon/n/ok", "3")])
+        wait_until(lambda: "ok" in ctx.inputs.tree(user_id).get("n", {}), what="ingest works")
+        wait_until(lambda: stats(ctx).get("service_errors", 0) >= 6, what="errors counted")
+    # 2 services that could not start, on_connect, 2 messages, at least one tick, stop
+    assert stats(ctx)["service_errors"] >= 7
+
+
+def test_readings_for_a_user_that_does_not_exist_are_dropped_and_counted(
+        servers, hub_config, ctx):
+    config = worker_config(hub_config, mqtt_user_id=999)
+    with worker_thread(config) as wctx, publisher(servers) as pub:
+        publish_all(pub, [("emon/n/p", "1")])
+        wait_until(lambda: stats(ctx).get("bad_payloads") == 1, what="counted")
+        assert connected(wctx)
+    assert ctx.inputs.list(999) == []
