@@ -144,11 +144,16 @@ class Servers:
         data.mkdir(exist_ok=True)
         user = _current_user()
         install_log = self.root / "mariadb-install-db.log"
+        # A private tmpdir: two runs installing at once must not share temporary tables.
+        tmp = self.root / "mysql-tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {**os.environ, "TMPDIR": str(tmp)}
         with open(install_log, "wb") as out:
             done = subprocess.run(
                 ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--user={user}",
-                 "--auth-root-authentication-method=socket", "--skip-test-db"],
-                stdout=out, stderr=subprocess.STDOUT, check=False)
+                 "--auth-root-authentication-method=socket", "--skip-test-db",
+                 f"--tmpdir={tmp}"],
+                stdout=out, stderr=subprocess.STDOUT, check=False, env=env)
         if done.returncode:
             raise ServerStartError(f"mariadb-install-db failed; see {install_log}")
         self.db_port = free_port()
@@ -156,7 +161,7 @@ class Servers:
         proc, log = self._spawn("mariadb", [
             "mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.db_socket}",
             f"--port={self.db_port}", "--bind-address=127.0.0.1", f"--user={user}",
-            f"--pid-file={self.root / 'mysqld.pid'}", "--skip-log-bin",
+            f"--pid-file={self.root / 'mysqld.pid'}", "--skip-log-bin", f"--tmpdir={tmp}",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
             "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve",
         ])

@@ -286,7 +286,7 @@ def test_multi_feed_data(admin, client, feed):
     ({"start": T0, "end": T0 + 10, "skipmissing": "2"}, "'skipmissing' must be 0 or 1"),
     ({"start": T0, "end": T0 + 10, "timeformat": "rfc"}, "'timeformat' must be one of"),
     ({"start": T0, "end": T0 + 10, "timezone": "Mars/Olympus"}, "unknown timezone"),
-    ({"start": T0, "end": T0 + 10, "dp": 20}, "'dp' must be between"),
+    ({"start": T0, "end": T0 + 10, "dp": 20}, "'dp' must be at most 15"),
     ({"start": T0, "end": T0 + 10_000_000, "interval": 10}, "datapoint limit"),
 ])
 def test_data_validates(admin, client, feed, params, fragment):
