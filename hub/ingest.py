@@ -205,6 +205,11 @@ def _named_values(obj: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 # --- MQTT -----------------------------------------------------------------------------------
 
+# Topic segments under emon/ that carry device control, not readings (EmonESP `in/…`,
+# `out/…`; OpenEVSE `claim`, `override`, `schedule`, `limit` and their `/set`).
+DEVICE_CHANNELS = frozenset({"in", "out"})
+DEVICE_CONTROL_KEYS = frozenset({"claim", "override", "schedule", "limit", "set"})
+
 def parse_mqtt(topic: str, payload: bytes, base: str = "emon",
                now: float | None = None) -> list[NodePost]:
     """One `emon/...` message → posts. Raises IngestError; `[]` for messages to ignore."""
@@ -216,6 +221,8 @@ def parse_mqtt(topic: str, payload: bytes, base: str = "emon",
     keys = parts[2:]
     if keys and keys[-1] == "describe":
         return []  # emoncms: device auto-configuration, not an input
+    if DEVICE_CHANNELS.intersection(keys) or (keys and keys[-1] in DEVICE_CONTROL_KEYS):
+        return []  # device commands and state reports: the device service reads these
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadPayload(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
     try:

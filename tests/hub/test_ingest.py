@@ -62,6 +62,20 @@ def test_mqtt_describe_is_not_an_input():
     assert mqtt("emon/plug1/describe", "smartplug") == []
 
 
+@pytest.mark.parametrize(("topic", "payload"), [
+    ("emon/esp-a1b2c3/plug/in/ctrlmode", "Timer"),
+    ("emon/esp-a1b2c3/plug/out/state", "on"),
+    ("emon/evse-0a1b/claim", '{"state": "active", "charge_current": 16}'),
+    ("emon/evse-0a1b/override/set", '{"state": "disabled"}'),
+])
+def test_mqtt_device_control_topics_are_not_inputs(topic, payload):
+    assert mqtt(topic, payload) == []
+
+
+def test_mqtt_readings_of_a_device_are_still_inputs():
+    assert mqtt("emon/evse-0a1b/amp", "16.5")[0].values == {"amp": 16.5}
+
+
 @pytest.mark.parametrize(("topic", "payload", "error", "words"), [
     ("emon/n/p", "nan", BadValue, "must be a number"),
     ("emon/n/p", "1e999", BadValue, "finite"),
