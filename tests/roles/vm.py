@@ -171,7 +171,7 @@ def make_disk(root: Path, work: Path, setup_text: str) -> Disk:
     """MBR: p1 FAT CYDYNNIBOOT, p2 root A (ext4 from the rootfs), p3 root B, p4 data."""
     kernel = sorted(root.glob("boot/vmlinuz-*"))[-1]
     initrd = sorted(root.glob("boot/initrd.img-*"))[-1]
-    used = int(run("du", "-sb", "--exclude=./proc", root).stdout.split()[0])
+    used = int(run("du", "-sb", root).stdout.split()[0])
     root_mib = (int(used * 1.25) // MIB) + 200
     boot_img, root_img, data_img = work / "boot.img", work / "root.img", work / "data.img"
     for path in (boot_img, root_img, data_img):
