@@ -16,7 +16,7 @@ from image.chroot import remove_tree
 
 OVERLAY_BOOT = build_config.REPO_DIR / "overlays/boot"
 FIRMWARE_FILES = (
-    "bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat", "LICENCE.broadcom",
+    "bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat",
 )
 # DTBs the Pi firmware hands to U-Boot (upstream_kernel=1 names); Linux gets the slot's own.
 DTB_GLOBS = ("bcm2837-rpi-3-*.dtb", "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb",
@@ -53,6 +53,8 @@ def main() -> int:
     firmware = unpacked / "usr/lib/raspi-firmware"
     for name in FIRMWARE_FILES:
         shutil.copy2(firmware / name, bootfs / name)
+    shutil.copy2(unpacked / "usr/share/doc/raspi-firmware/copyright",
+                 bootfs / "LICENCE.raspi-firmware.txt")
     shutil.copy2(unpacked / "usr/lib/u-boot/rpi_arm64/u-boot.bin", bootfs / "u-boot.bin")
     shutil.copy2(unpacked / "usr/lib/u-boot/qemu_arm64/u-boot.bin", work / "u-boot-qemu.bin")
     broadcom = (cfg.rootfs / "boot/dtbs").resolve() / "broadcom"

@@ -114,7 +114,8 @@ def main() -> int:
     log.run(["truncate", "-s", str(total * SECTOR), image])
     script = work / "partitions.sfdisk"
     script.write_text(sfdisk_script(cfg, parts))
-    log.run(["sfdisk", "--no-reread", "--no-tell-kernel", image], stdin=script.open("rb").fileno())
+    with script.open("rb") as handle:
+        log.run(["sfdisk", "--no-reread", "--no-tell-kernel", image], stdin=handle.fileno())
     for part in parts:
         log.run(["dd", f"if={fs_images[part.number]}", f"of={image}", "bs=4M",
                  f"seek={part.start * SECTOR}", "oflag=seek_bytes", "conv=notrunc,sparse",

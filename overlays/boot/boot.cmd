@@ -2,7 +2,7 @@
 #   mkimage -A arm64 -O linux -T script -C none -d boot.cmd boot.scr
 # One script for the Raspberry Pi (rpi_arm64 U-Boot) and QEMU virt (qemu_arm64 U-Boot).
 #
-# RAUC's U-Boot contract: BOOT_ORDER ("A B"), BOOT_A_LEFT, BOOT_B_LEFT (tries left) live in
+# The RAUC U-Boot contract: BOOT_ORDER ("A B"), BOOT_A_LEFT, BOOT_B_LEFT (tries left) live in
 # rauc.env on this FAT (binary U-Boot env, 0x4000 bytes; Linux: /etc/fw_env.config).
 # Each boot takes one try from the first slot in BOOT_ORDER that has tries left and saves
 # the counter *before* booting, so a slot that never reaches `rauc status mark-good`
@@ -47,20 +47,21 @@ if test -z "${slot}"; then
     reset
 fi
 
+# Pi: the rpi_arm64 default addresses leave about 38 MiB for the kernel, and the Debian
+# Image is bigger, so move them up. The serial console goes last because /dev/console
+# (where systemd writes) is the last console= given.
 part uuid ${devtype} ${devnum}:${rootpart} cydynni_rootuuid
 if test "${board}" = "rpi"; then
-    # rpi_arm64's defaults leave ~38 MiB for the kernel; Debian's Image is bigger.
     setenv kernel_addr_r 0x04000000
     setenv fdt_addr_r 0x0a000000
     setenv ramdisk_addr_r 0x0a200000
     setenv kernel_comp_addr_r 0x10000000
     setenv kernel_comp_size 0x04000000
-    # Serial console last: /dev/console (systemd's output) goes to the last console=.
     setenv cydynni_console "console=tty1 console=ttyS1,115200"
     if load ${devtype} ${devnum}:${rootpart} ${fdt_addr_r} /boot/dtbs/${fdtfile}; then
         setenv cydynni_fdt ${fdt_addr_r}
     else
-        echo "cydynni: /boot/dtbs/${fdtfile} not in slot ${slot}; using the firmware's DT"
+        echo "cydynni: /boot/dtbs/${fdtfile} not in slot ${slot}, using the firmware DT"
         setenv cydynni_fdt ${fdt_addr}
     fi
 else
@@ -74,5 +75,5 @@ if load ${devtype} ${devnum}:${rootpart} ${kernel_addr_r} /boot/vmlinuz; then
         booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${cydynni_fdt}
     fi
 fi
-echo "cydynni: slot ${slot} failed to load or boot; resetting (the try is already counted)"
+echo "cydynni: slot ${slot} failed to load or boot, resetting; the try is already counted"
 reset
