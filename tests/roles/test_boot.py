@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mmdebstrap, chroot, mount)"),
 ]
 
-WORK = Path(os.environ.get("CYDYNNI_ROLES_VM_DIR", "/var/tmp/cydynni-roles-vm"))
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICDX6ubsVw4QGjQaaWG1YF1x9/nhpuBWW4qqcbEAR+yf"
            " roles-test@example")
 PSK = "correct horse battery staple"
@@ -48,19 +49,33 @@ def report_from(console: str) -> dict:
 
 @pytest.fixture(scope="module")
 def booted() -> dict:
+    """Build and boot twice. A fresh directory per run (test runs may overlap on one host);
+    CYDYNNI_ROLES_VM_DIR keeps everything in a fixed place for a look afterwards."""
     vm.ensure_host_tools()
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
-    disk = vm.build(WORK, SETUP, WORK / "build.log")
-    root_before = disk.root_digest()
-    first = report_from(vm.boot(disk, WORK / "console-1.log"))
-    setup_after = disk.boot_file("cydynni.txt")
-    second = report_from(vm.boot(disk, WORK / "console-2.log"))
-    result = {"first": first, "second": second, "setup_after": setup_after,
-              "root_unchanged": disk.root_digest() == root_before}
-    shutil.rmtree(WORK / "rootfs")  # keep the disk and logs for a look afterwards
-    return result
+    keep = os.environ.get("CYDYNNI_ROLES_VM_DIR")
+    if keep:
+        work = Path(keep)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="cydynni-roles-vm-", dir="/var/tmp"))
+    try:
+        disk = vm.build(work, SETUP, work / "build.log")
+        root_before = disk.root_digest()
+        first = report_from(vm.boot(disk, work / "console-1.log"))
+        setup_after = disk.boot_file("cydynni.txt")
+        second = report_from(vm.boot(disk, work / "console-2.log"))
+        root_unchanged = disk.root_digest() == root_before
+    except Exception:
+        print(f"[ERROR] build log and consoles kept in {work}", file=sys.stderr)
+        shutil.rmtree(work / "rootfs", ignore_errors=True)
+        raise
+    if keep:
+        shutil.rmtree(work / "rootfs", ignore_errors=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"first": first, "second": second, "setup_after": setup_after,
+            "root_unchanged": root_unchanged}
 
 
 @pytest.mark.parametrize("boot", ["first", "second"])
