@@ -16,7 +16,6 @@ messages (publish → subscribe with no processing). Target ≥ 5,000 msg/s.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -30,13 +29,9 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from hub.config import load_config  # noqa: E402
-from hub.context import HubContext  # noqa: E402
-from hub.db import migrate  # noqa: E402
-from hub.ingest import NodePost  # noqa: E402
-from tests.servers import Servers  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import ROOT, bench_hub, hub_env, logged_inputs
+from tests.servers import Servers
 
 MESSAGES = 60_000
 FEEDS = 50
@@ -96,35 +91,16 @@ def reference_rate(servers: Servers, batch: list[tuple[str, bytes]]) -> float:
     return count[0] / elapsed
 
 
-def worker_env(config) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env["HUB_CONFIG"] = "/nonexistent.toml"
-    for name, value in config.items():
-        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as root, \
             Servers.start() as servers:
         data = Path(root) / "data"
         data.mkdir()
-        servers.create_database("hub")
-        overrides = {**servers.hub_settings(data, "hub"), "flush_interval": 3600,
-                     "redis_prefix": "bench:", "mqtt_client_id": "bench-worker"}
-        config = load_config("/nonexistent.toml", overrides=overrides, environ={})
-        ctx = HubContext(config)
-        migrate(ctx.db)
+        ctx = bench_hub(servers, data, flush_interval=3600, redis_prefix="bench:",
+                        mqtt_client_id="bench-worker")
+        config = ctx.config
         user = ctx.users.register("bench", "bench-password").id
-        feeds = []
-        for k in range(FEEDS):
-            feed = ctx.feeds.create(user, f"bench{k}", interval=10).id
-            ctx.inputs.ingest(user, [NodePost("bench", 1_000_000_000, {f"p{k}": 0.0})])
-            found = next(i for i in ctx.inputs.list(user) if i["name"] == f"p{k}")
-            ctx.inputs.set_processlist(user, found["id"], [{"fn": "log_to_feed",
-                                                            "args": [feed]}])
-            feeds.append((feed, found["id"]))
+        feeds = logged_inputs(ctx, user, "bench", FEEDS, "bench")
         t0 = (int(time.time()) - 10 * (MESSAGES // FEEDS) - 600) // 10 * 10
         batch = messages(t0)
 
@@ -133,7 +109,7 @@ def main() -> None:
 
         log = open(Path(root) / "worker.log", "wb")  # noqa: SIM115 - closed below
         worker = subprocess.Popen([sys.executable, "-m", "hub", "worker"], cwd=ROOT,
-                                  env=worker_env(config), stdout=log, stderr=subprocess.STDOUT)
+                                  env=hub_env(config), stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,13 +31,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from hub.config import load_config  # noqa: E402
-from hub.context import HubContext  # noqa: E402
-from hub.db import migrate  # noqa: E402
-from hub.ingest import NodePost  # noqa: E402
-from tests.servers import Servers, free_port  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import ROOT, bench_hub, hub_env, logged_inputs
+from tests.servers import Servers, free_port
 
 FEEDS = 50
 DAY_MESSAGES = 8640
@@ -54,15 +49,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return fields["VmRSS"], fields["VmHWM"]
-
-
-def env_for(config) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env["HUB_CONFIG"] = "/nonexistent.toml"
-    for name, value in config.items():
-        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def wait_for(check, timeout: float, what: str) -> None:
@@ -116,23 +102,11 @@ def main() -> None:
             Servers.start() as servers:
         data = Path(root) / "data"
         data.mkdir()
-        servers.create_database("hub")
-        overrides = {**servers.hub_settings(data, "hub"), "flush_interval": 2,
-                     "redis_prefix": "benchmem:", "mqtt_client_id": "bench-mem-worker",
-                     "web_threads": 8}
-        config = load_config("/nonexistent.toml", overrides=overrides, environ={})
-        ctx = HubContext(config)
-        migrate(ctx.db)
+        ctx = bench_hub(servers, data, flush_interval=2, redis_prefix="benchmem:",
+                        mqtt_client_id="bench-mem-worker", web_threads=8)
         user = ctx.users.register("bench", "bench-password")
-        feeds = []
-        for k in range(FEEDS):
-            feed = ctx.feeds.create(user.id, f"power{k}", interval=10).id
-            ctx.inputs.ingest(user.id, [NodePost("house", 1_000_000_000, {f"p{k}": 0.0})])
-            found = next(i for i in ctx.inputs.list(user.id) if i["name"] == f"p{k}")
-            ctx.inputs.set_processlist(user.id, found["id"], [{"fn": "log_to_feed",
-                                                               "args": [feed]}])
-            feeds.append(feed)
-        env = env_for(config)
+        feeds = [feed for feed, _ in logged_inputs(ctx, user.id, "house", FEEDS, "power")]
+        env = hub_env(ctx.config)
         logs = Path(root)
         port = free_port()
         procs = {}

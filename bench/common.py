@@ -1,0 +1,48 @@
+"""What the end-to-end benchmarks share: a hub wired to freshly started servers, with N inputs
+each logging to its own 10 s feed, and the environment that points `python -m hub …` at it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hub.config import Config, load_config
+from hub.context import HubContext
+from hub.db import migrate
+from hub.ingest import NodePost
+from tests.servers import Servers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_hub(servers: Servers, data: Path, **overrides: object) -> HubContext:
+    """A migrated hub on `servers` with its own database and data directory."""
+    servers.create_database("hub")
+    settings = {**servers.hub_settings(data, "hub"), **overrides}
+    ctx = HubContext(load_config("/nonexistent.toml", overrides=settings, environ={}))
+    migrate(ctx.db)
+    return ctx
+
+
+def logged_inputs(ctx: HubContext, user_id: int, node: str, count: int,
+                  feed_name: str) -> list[tuple[int, int]]:
+    """Inputs `p0..p<count-1>` of `node`, each with a log_to_feed process to its own 10 s feed.
+    Returns (feed id, input id) pairs."""
+    pairs = []
+    for k in range(count):
+        feed = ctx.feeds.create(user_id, f"{feed_name}{k}", interval=10).id
+        ctx.inputs.ingest(user_id, [NodePost(node, 1_000_000_000, {f"p{k}": 0.0})])
+        found = next(i for i in ctx.inputs.list(user_id) if i["name"] == f"p{k}")
+        ctx.inputs.set_processlist(user_id, found["id"], [{"fn": "log_to_feed", "args": [feed]}])
+        pairs.append((feed, found["id"]))
+    return pairs
+
+
+def hub_env(config: Config) -> dict[str, str]:
+    """Environment for a `python -m hub` child that uses exactly `config` (no config file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_CONFIG"] = "/nonexistent.toml"
+    for name, value in config.items():
+        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
