@@ -3,14 +3,15 @@ each logging to its own 10 s feed, and the environment that points `python -m hu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from hub.config import Config, load_config
+from hub.config import load_config
 from hub.context import HubContext
 from hub.db import migrate
 from hub.ingest import NodePost
-from tests.servers import Servers
+from tests.servers import Servers, hub_env
+
+__all__ = ["ROOT", "bench_hub", "hub_env", "logged_inputs"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,13 +37,3 @@ def logged_inputs(ctx: HubContext, user_id: int, node: str, count: int,
         ctx.inputs.set_processlist(user_id, found["id"], [{"fn": "log_to_feed", "args": [feed]}])
         pairs.append((feed, found["id"]))
     return pairs
-
-
-def hub_env(config: Config) -> dict[str, str]:
-    """Environment for a `python -m hub` child that uses exactly `config` (no config file)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env["HUB_CONFIG"] = "/nonexistent.toml"
-    for name, value in config.items():
-        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
-    return env

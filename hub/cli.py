@@ -7,6 +7,7 @@ and exit non-zero; they never print secrets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
@@ -17,6 +18,10 @@ from collections.abc import Sequence
 from hub.config import ConfigError, load_config
 from hub.context import HubContext
 from hub.db import DatabaseError, migrate
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _web(args: argparse.Namespace, ctx: HubContext) -> int:
@@ -31,13 +36,13 @@ def _web(args: argparse.Namespace, ctx: HubContext) -> int:
     server = wsgi.Server((host, port), app, numthreads=config.web_threads,
                          server_name="cydynni-hub")
     server.max_request_body_size = config.max_body_bytes
-    # cheroot handles SIGTERM via its own loop only if we stop it; do that cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    # systemd stops us with SIGTERM: turn it into SystemExit in the serving thread, which
+    # cheroot's safe_start answers by stopping the server (finishing requests in flight).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     logging.getLogger(__name__).info("hub web listening on http://%s:%s/", host, port)
-    try:
-        server.start()
-    except KeyboardInterrupt:
-        server.stop()
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        server.safe_start()
+    logging.getLogger(__name__).info("hub web stopped")
     return 0
 
 

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,6 +258,16 @@ class Servers:
             "mqtt_admin_password": self.mqtt_admin_password,
             "session_key": secrets.token_hex(32),
         }
+
+
+def hub_env(config: Mapping[str, object]) -> dict[str, str]:
+    """Environment for a `python -m hub …` child that uses exactly `config` (no config file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_CONFIG"] = "/nonexistent.toml"
+    for name, value in config.items():
+        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return env
 
 
 def _dynsec_password(password: str, iterations: int = 101) -> dict[str, object]:

@@ -4,7 +4,6 @@ bad payloads, broker restarts, SIGTERM and SIGKILL of a real `python -m hub work
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.config import Config, load_config
 from hub.context import HubContext
 from hub.worker import STATS_KEY, run_worker
+from tests.servers import hub_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,13 +214,9 @@ def test_readings_sent_while_worker_and_broker_were_down_arrive(servers, hub_con
 # --- a real `hub worker` process: SIGTERM and SIGKILL ---------------------------------------
 
 def worker_process(config: Config, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env["HUB_CONFIG"] = "/nonexistent.toml"
-    for name, value in config.items():
-        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "hub", "worker"], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-m", "hub", "worker"], cwd=ROOT,
+                                env=hub_env(config),
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -1,0 +1,70 @@
+"""The `hub` command as the device runs it: real processes, config from HUB_* variables."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.client import Client
+from tests.servers import free_port, hub_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _hub(config, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hub", *args], cwd=ROOT, env=hub_env(config),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def test_web_serves_then_stops_cleanly_on_sigterm(hub_config):
+    port = free_port()
+    proc = _hub(hub_config, "web", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        client = Client("127.0.0.1", port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert client.get("/version").status == 200
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "hub web did not answer in 30 s"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert b"hub web stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_admin_create_user_then_reset_password(hub_config, ctx):
+    create = _hub(hub_config, "admin", "create-user", "ops", "--password", "first-password")
+    out = create.communicate(timeout=60)[0].decode()
+    assert create.returncode == 0, out
+    assert "admin=True" in out
+    reset = _hub(hub_config, "admin", "reset-password", "ops", "--password", "second-password")
+    assert reset.wait(timeout=60) == 0
+    assert ctx.users.authenticate("ops", "second-password").username == "ops"
+
+
+def test_config_error_is_one_line_and_exit_2(hub_config):
+    env = {**hub_env(hub_config), "HUB_WEB_PORT": "eighty"}
+    proc = subprocess.run([sys.executable, "-m", "hub", "admin", "show-config"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "[ERROR] HUB_WEB_PORT: web_port must be int, got 'eighty'"
+
+
+def test_show_config_hides_secrets(hub_config):
+    proc = subprocess.run([sys.executable, "-m", "hub", "admin", "show-config"], cwd=ROOT,
+                          env=hub_env(hub_config), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert hub_config.db_password not in proc.stdout
+    assert '"db_password": "***"' in proc.stdout
+
+
