@@ -102,10 +102,14 @@ def test_headless_setup_file_applied(guest: Guest) -> None:
 
 
 def test_booted_slot_marked_good(guest: Guest) -> None:
-    deadline = time.monotonic() + 300
-    while guest.ssh("systemctl is-active cydynni-ota-commit", check=False).stdout.strip() \
-            in ("activating", "inactive") and time.monotonic() < deadline:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        commit = guest.ssh("systemctl is-active cydynni-ota-commit", check=False).stdout.strip()
+        if commit not in ("activating", "inactive"):
+            break
         time.sleep(5)
+    assert commit == "active", guest.ssh("journalctl -b -u cydynni-ota-commit --no-pager",
+                                         check=False).stdout
     env = dict(line.split("=", 1) for line in guest.ssh("fw_printenv").stdout.splitlines())
     assert env["BOOT_A_LEFT"] == "3", env
     assert env["BOOT_ORDER"].split()[0] == "A"
