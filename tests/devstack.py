@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(password in {config})")
             print(f"[INFO] logs:  {root}/hub-web.log, {root}/hub-worker.log")
             print("[INFO] Ctrl-C stops everything")
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+            signal.signal(signal.SIGTERM, _interrupt)
             try:
                 while all(p.poll() is None for p in procs):
                     time.sleep(0.5)
@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[INFO] kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM stops the stack the same way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _port_is_free(port: int) -> bool:
