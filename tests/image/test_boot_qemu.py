@@ -180,6 +180,12 @@ def test_data_survives_reboot(guest: Guest, state: dict) -> None:
     assert failed == ""
 
 
+def test_nothing_tried_to_write_to_root(guest: Guest) -> None:
+    journal = guest.ssh("journalctl --no-pager -o cat | grep -i 'read-only file system' || true",
+                        timeout=300).stdout.strip()
+    assert journal == "", f"writes to the read-only root were attempted:\n{journal}"
+
+
 def test_nothing_written_to_root(guest: Guest) -> None:
     guest.ssh("systemctl poweroff", check=False, timeout=30)
     try:
