@@ -45,6 +45,17 @@ def run_action(cfg: BuildConfig, action: Action, env: dict[str, str]) -> None:
         ansible.apply(cfg, playbooks)
 
 
+def _echo_step_messages(first_line: int) -> None:
+    """Show on the terminal the progress lines a step's Python module logged (not commands)."""
+    path = log.log_path()
+    if path is None:
+        return
+    lines = path.read_text(errors="replace").splitlines()[first_line:]
+    for line in lines:
+        if line.startswith("[") and "] $ " not in line and "] " in line:
+            print("    " + line.split("] ", 1)[1], flush=True)
+
+
 def run_stages(cfg: BuildConfig, durations: dict[str, float]) -> None:
     for stage in stage_dirs(cfg):
         if (stage / "SKIP").exists():
@@ -63,8 +74,10 @@ def run_stages(cfg: BuildConfig, durations: dict[str, float]) -> None:
             env = cfg.environ()
             env.update(STEP_DIR=str(step), STAGE_DIR=str(stage), BUILD_LOG=str(log.log_path()))
             for action in actions(step):
+                first_line = log.line_count()
                 try:
                     run_action(cfg, action, env)
+                    _echo_step_messages(first_line)
                 except subprocess.CalledProcessError as exc:
                     raise StepFailed(_label(action.path), exc.returncode, log.line_count()) from exc
                 except BuildError as exc:
