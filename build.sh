@@ -2,7 +2,8 @@
 # CydYnni Hub — the one entry point.
 #
 #   ./build.sh [options]     build the SD image (see ./build.sh --help and build.conf)
-#   ./build.sh test          install test dependencies, run every test (what CI runs)
+#   ./build.sh test          install test dependencies, run every test, then build the image
+#                            and boot-test it in QEMU (what CI runs; SKIP_IMAGE=1 skips that)
 #   ./build.sh dev           run Mosquitto, Redis, MariaDB and the hub on localhost
 #   ./build.sh bench         run the benchmarks in bench/
 #   ./build.sh qemu          boot the last built image in QEMU (hub on localhost:8080)
@@ -63,6 +64,15 @@ cmd_test() {
   "${VENV}/bin/ruff" check .
   info "unit and integration tests (real Mosquitto, Redis, MariaDB)"
   "${VENV}/bin/python" -m pytest -q --ignore=tests/image "$@"
+  if [ "${SKIP_IMAGE:-0}" = 1 ]; then
+    info "SKIP_IMAGE=1: not building or boot-testing the SD image"
+    return 0
+  fi
+  [ "$(id -u)" -eq 0 ] || die "the image build and boot test need root (or set SKIP_IMAGE=1)"
+  info "building the SD image (./build.sh)"
+  python3 -m image build
+  info "image tests: static checks and QEMU boot (tests/image)"
+  "${VENV}/bin/python" -m pytest -q tests/image
 }
 
 cmd_dev() {
