@@ -182,8 +182,11 @@ def test_data_survives_reboot(guest: Guest, state: dict) -> None:
 
 def test_nothing_tried_to_write_to_root(guest: Guest) -> None:
     journal = guest.ssh("journalctl --no-pager -o cat | grep -i 'read-only file system' || true",
-                        timeout=300).stdout.strip()
-    assert journal == "", f"writes to the read-only root were attempted:\n{journal}"
+                        timeout=300).stdout.splitlines()
+    # systemd touches the target of a file bind mount (/etc/hostname) before mounting over
+    # it; on a read-only root it says so and mounts anyway. Not a write by a service.
+    attempts = [line for line in journal if "Failed to create mount point" not in line]
+    assert attempts == [], "writes to the read-only root were attempted:\n" + "\n".join(attempts)
 
 
 def test_nothing_written_to_root(guest: Guest) -> None:
