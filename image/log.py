@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 _log_path: Path | None = None
+_in_step = False  # a stage step's subprocess: stdout already goes to the log
 
 
 def open_log(path: Path) -> None:
@@ -21,9 +22,10 @@ def open_log(path: Path) -> None:
 
 
 def attach_log(path: Path) -> None:
-    """Append to an existing log (used by stage subprocesses)."""
-    global _log_path
+    """Append to an existing log (used by stage subprocesses; the runner echoes progress)."""
+    global _log_path, _in_step
     _log_path = path
+    _in_step = True
 
 
 def log_path() -> Path | None:
@@ -46,7 +48,7 @@ def _write(text: str) -> None:
 def info(message: str, *, terminal: bool = True) -> None:
     stamped = f"[{time.strftime('%H:%M:%S')}] {message}"
     _write(stamped)
-    if terminal:
+    if terminal and not _in_step:
         print(stamped, flush=True)
 
 
