@@ -13,15 +13,12 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from hub.config import ConfigError, load_config
 from hub.context import HubContext
 from hub.db import DatabaseError, migrate
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(0)
 
 
 def _web(args: argparse.Namespace, ctx: HubContext) -> int:
@@ -36,12 +33,14 @@ def _web(args: argparse.Namespace, ctx: HubContext) -> int:
     server = wsgi.Server((host, port), app, numthreads=config.web_threads,
                          server_name="cydynni-hub")
     server.max_request_body_size = config.max_body_bytes
-    # systemd stops us with SIGTERM: turn it into SystemExit in the serving thread, which
-    # cheroot's safe_start answers by stopping the server (finishing requests in flight).
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    # systemd stops us with SIGTERM. Stop the server from another thread (as cheroot expects):
+    # raising in the handler could leave a lock inside the server held and hang the stop.
+    signal.signal(signal.SIGTERM,
+                  lambda *_: threading.Thread(target=server.stop, daemon=True).start())
     logging.getLogger(__name__).info("hub web listening on http://%s:%s/", host, port)
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+    with contextlib.suppress(KeyboardInterrupt):
         server.safe_start()
+    server.stop()
     logging.getLogger(__name__).info("hub web stopped")
     return 0
 
