@@ -31,6 +31,9 @@ class Guest:
         self.u_boot = built.u_boot
         self.ports = {"http": free_port(), "mqtt": free_port(), "ssh": free_port()}
         self.process: subprocess.Popen | None = None
+        self.started = 0.0
+        self.hub_ready_seconds = 0.0
+        self.root_a_sha256 = ""  # slot A's bytes before the first boot
         subprocess.run(["cp", "--sparse=always", str(built.image), str(self.disk)], check=True)
         subprocess.run(["truncate", "-s", f"+{grow_bytes}", str(self.disk)], check=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-test",
