@@ -175,18 +175,21 @@ class Servers:
                 cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.db_user}'@'{host}'")
         root.close()
 
-    def create_database(self, name: str) -> None:
+    def _as_root(self, *statements: str) -> None:
         conn = pymysql.connect(unix_socket=self.db_socket, user="root", autocommit=True)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        conn.close()
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
+    def create_database(self, name: str) -> None:
+        self._as_root(f"DROP DATABASE IF EXISTS `{name}`",
+                      f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
 
     def drop_database(self, name: str) -> None:
-        conn = pymysql.connect(unix_socket=self.db_socket, user="root", autocommit=True)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        self._as_root(f"DROP DATABASE IF EXISTS `{name}`")
 
     # -- Mosquitto ---------------------------------------------------------------------------
 

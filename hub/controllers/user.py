@@ -38,13 +38,18 @@ def register_user():
               admin=user.is_admin)
 
 
-def login():
-    """Check the password, start a session cookie."""
+def _authenticate() -> model.User:
+    """The user named by the `username`/`password` parameters (rate-limited per address)."""
     try:
-        user = ctx().users.authenticate(param("username"), param("password"),
+        return ctx().users.authenticate(param("username"), param("password"),
                                         request.remote_addr or "")
     except model.UserError as exc:
         raise _fail(exc) from None
+
+
+def login():
+    """Check the password, start a session cookie."""
+    user = _authenticate()
     token = ctx().users.create_session(user.id)
     _set_session_cookie(token, ctx().config.session_lifetime)
     return ok(message="logged in", userid=user.id, admin=user.is_admin)
@@ -52,11 +57,7 @@ def login():
 
 def auth_keys():
     """Exchange username and password for the API keys (for third-party apps)."""
-    try:
-        user = ctx().users.authenticate(param("username"), param("password"),
-                                        request.remote_addr or "")
-    except model.UserError as exc:
-        raise _fail(exc) from None
+    user = _authenticate()
     return ok(userid=user.id, apikey_write=user.apikey_write, apikey_read=user.apikey_read)
 
 
