@@ -104,6 +104,18 @@ def emonesp_device(admin, servers, run, sims, ctx) -> tuple[SimEmonEsp, dict]:
     return sim, ctx.devices.describe(ctx.devices.get(device_id))
 
 
+def present_device(admin, servers, run, sims, ctx, kind: str, name: str, sim_class,
+                   topic_key: str = "mqtt_topic"):
+    """Pair a simulated device of `kind`, start it, and wait until the hub sees it present."""
+    acc = account(admin, kind, name)
+    sim = sim_class(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
+                    acc[topic_key]).start()
+    sims.append(sim)
+    device_id = acc["device"]["id"]
+    assert run.until(lambda: ctx.devices.state(device_id).get("present") is True)
+    return sim, device_id
+
+
 # -- EmonESP -----------------------------------------------------------------------------------
 
 def test_emonesp_announces_reports_and_runs_the_cheapest_window(ctx, admin, servers, runner,
@@ -241,12 +253,8 @@ def test_repeating_schedule_rolls_over_to_the_next_weekday(ctx, admin, servers, 
 def test_tasmota_presence_power_and_button(ctx, admin, servers, runner, sims):
     now = utc(2026, 6, 10, 18, 0)
     run = runner(now)
-    acc = account(admin, "tasmota", "heater")
-    sim = SimTasmota(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
-                     acc["topic"]).start()
-    sims.append(sim)
-    device_id = acc["device"]["id"]
-    assert run.until(lambda: ctx.devices.state(device_id).get("present") is True)
+    sim, device_id = present_device(admin, servers, run, sims, ctx, "tasmota", "heater",
+                                    SimTasmota, topic_key="topic")
     admin.client.post(f"/schedule/set.json?device={device_id}",
                       json_body={"ready_by": "07:00", "period": 3600, "mode": "on"})
     run.tick(now)
@@ -266,12 +274,8 @@ def test_tasmota_presence_power_and_button(ctx, admin, servers, runner, sims):
 def test_openevse_announce_claim_and_override(ctx, admin, servers, runner, sims):
     now = utc(2026, 6, 10, 18, 0)
     run = runner(now)
-    acc = account(admin, "openevse", "car")
-    sim = SimOpenEvse(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
-                      acc["mqtt_topic"]).start()
-    sims.append(sim)
-    device_id = acc["device"]["id"]
-    assert run.until(lambda: ctx.devices.state(device_id).get("present") is True)
+    sim, device_id = present_device(admin, servers, run, sims, ctx, "openevse", "car",
+                                    SimOpenEvse)
     assert ctx.devices.get(device_id).type == "openevse"
     admin.client.post(f"/schedule/set.json?device={device_id}",
                       json_body={"ready_by": "07:00", "period": 3600, "mode": "on"})
@@ -288,12 +292,8 @@ def test_openevse_smart_schedule_switches_at_window_edges(ctx, admin, servers, r
                                                           hub_mqtt):
     now = utc(2026, 6, 10, 18, 0)
     run = runner(now)
-    acc = account(admin, "openevse", "car")
-    sim = SimOpenEvse(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
-                      acc["mqtt_topic"]).start()
-    sims.append(sim)
-    device_id = acc["device"]["id"]
-    assert run.until(lambda: ctx.devices.state(device_id).get("present") is True)
+    sim, device_id = present_device(admin, servers, run, sims, ctx, "openevse", "car",
+                                    SimOpenEvse)
     values = [10.0] * 48
     values[16] = 1.0  # 02:00-02:30 UTC
     send_profile(hub_mqtt, run, now, values)
@@ -411,12 +411,8 @@ def test_interruptible_run_is_reoptimised_for_what_is_left(ctx, admin, servers, 
                                                            hub_mqtt):
     now = utc(2026, 6, 10, 18, 0)
     run = runner(now)
-    acc = account(admin, "tasmota", "dryer")
-    sim = SimTasmota(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
-                     acc["topic"]).start()
-    sims.append(sim)
-    device_id = acc["device"]["id"]
-    assert run.until(lambda: ctx.devices.state(device_id).get("present") is True)
+    sim, device_id = present_device(admin, servers, run, sims, ctx, "tasmota", "dryer",
+                                    SimTasmota, topic_key="topic")
     values = [10.0] * 48
     values[16] = values[20] = 1.0  # 02:00-02:30 and 04:00-04:30 UTC
     send_profile(hub_mqtt, run, now, values)
