@@ -19,7 +19,6 @@ import json
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -92,12 +91,8 @@ def reference_rate(servers: Servers, batch: list[tuple[str, bytes]]) -> float:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as root, \
-            Servers.start() as servers:
-        data = Path(root) / "data"
-        data.mkdir()
-        ctx = bench_hub(servers, data, flush_interval=3600, redis_prefix="bench:",
-                        mqtt_client_id="bench-worker")
+    with bench_hub("ingest", flush_interval=3600, redis_prefix="bench:",
+                   mqtt_client_id="bench-worker") as (servers, ctx, root):
         config = ctx.config
         user = ctx.users.register("bench", "bench-password").id
         feeds = logged_inputs(ctx, user, "bench", FEEDS, "bench")
@@ -107,7 +102,7 @@ def main() -> None:
         ref = reference_rate(servers, batch)
         print(f"reference: bare paho subscriber, {MESSAGES} QoS 1 messages: {ref:,.0f} msg/s")
 
-        log = open(Path(root) / "worker.log", "wb")  # noqa: SIM115 - closed below
+        log = open(root / "worker.log", "wb")  # noqa: SIM115 - closed below
         worker = subprocess.Popen([sys.executable, "-m", "hub", "worker"], cwd=ROOT,
                                   env=hub_env(config), stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -143,7 +138,7 @@ def main() -> None:
         stored = 0
         wrong = 0
         for k, (feed, _) in enumerate(feeds):
-            raw = np.fromfile(data / "feeds" / f"{feed}.dat", dtype="<f4")
+            raw = np.fromfile(root / "data" / "feeds" / f"{feed}.dat", dtype="<f4")
             got = raw[~np.isnan(raw)]
             want = np.arange(k, MESSAGES, FEEDS, dtype=np.float32)
             stored += len(got)

@@ -22,7 +22,6 @@ import json
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -98,16 +97,11 @@ def simulate_day(servers: Servers, t0: int) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as root, \
-            Servers.start() as servers:
-        data = Path(root) / "data"
-        data.mkdir()
-        ctx = bench_hub(servers, data, flush_interval=2, redis_prefix="benchmem:",
-                        mqtt_client_id="bench-mem-worker", web_threads=8)
+    with bench_hub("memory", flush_interval=2, redis_prefix="benchmem:",
+                   mqtt_client_id="bench-mem-worker", web_threads=8) as (servers, ctx, logs):
         user = ctx.users.register("bench", "bench-password")
         feeds = [feed for feed, _ in logged_inputs(ctx, user.id, "house", FEEDS, "power")]
         env = hub_env(ctx.config)
-        logs = Path(root)
         port = free_port()
         procs = {}
         with open(logs / "worker.log", "wb") as wlog, open(logs / "web.log", "wb") as hlog:

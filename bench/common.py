@@ -3,6 +3,9 @@ each logging to its own 10 s feed, and the environment that points `python -m hu
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from hub.config import load_config
@@ -16,13 +19,19 @@ __all__ = ["ROOT", "bench_hub", "hub_env", "logged_inputs"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_hub(servers: Servers, data: Path, **overrides: object) -> HubContext:
-    """A migrated hub on `servers` with its own database and data directory."""
-    servers.create_database("hub")
-    settings = {**servers.hub_settings(data, "hub"), **overrides}
-    ctx = HubContext(load_config("/nonexistent.toml", overrides=settings, environ={}))
-    migrate(ctx.db)
-    return ctx
+@contextlib.contextmanager
+def bench_hub(name: str, **overrides: object) -> Iterator[tuple[Servers, HubContext, Path]]:
+    """Fresh servers and a migrated hub on them, with a throwaway directory `root` (for logs)
+    holding the hub's data directory. Yields (servers, ctx, root)."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp, \
+            Servers.start() as servers:
+        root = Path(tmp)
+        (root / "data").mkdir()
+        servers.create_database("hub")
+        settings = {**servers.hub_settings(root / "data", "hub"), **overrides}
+        ctx = HubContext(load_config("/nonexistent.toml", overrides=settings, environ={}))
+        migrate(ctx.db)
+        yield servers, ctx, root
 
 
 def logged_inputs(ctx: HubContext, user_id: int, node: str, count: int,

@@ -141,21 +141,19 @@ class UserStore:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    def get(self, user_id: int) -> User:
+    def _one(self, column: str, value: object, missing: str) -> User:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM users WHERE id = %s", (user_id,))
+            cur.execute(f"SELECT {_COLUMNS} FROM users WHERE {column} = %s", (value,))
             row = cur.fetchone()
         if row is None:
-            raise UserNotFound(f"no user with id {user_id}")
+            raise UserNotFound(missing)
         return _row_to_user(row)
 
+    def get(self, user_id: int) -> User:
+        return self._one("id", user_id, f"no user with id {user_id}")
+
     def by_username(self, username: str) -> User:
-        with self.db.cursor() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM users WHERE username = %s", (username,))
-            row = cur.fetchone()
-        if row is None:
-            raise UserNotFound(f"no user named {username!r}")
-        return _row_to_user(row)
+        return self._one("username", username, f"no user named {username!r}")
 
     def by_apikey(self, key: str) -> tuple[User, str] | None:
         """(user, "read" or "write") for a valid key, else None."""
