@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from hub.models import phpfina
-from hub.models.phpfina import (
+from hub.feed import phpfina
+from hub.feed.phpfina import (
     CorruptFeed,
     FeedExists,
     FeedNotFound,
