@@ -69,8 +69,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_key", "", "Secret for session tokens (generated per device)."),
     Setting("session_lifetime", 30 * 24 * 3600, "Seconds a login session stays valid."),
     Setting("max_body_bytes", 1_000_000, "Largest HTTP request body accepted."),
-    Setting("login_attempts", 5, "Failed logins per user and address before a lockout."),
-    Setting("login_lockout", 300, "Seconds a login lockout lasts."),
+    Setting("login_attempts", 5, "Failed logins from one address before that address is "
+            "locked out."),
+    Setting("login_account_attempts", 20, "Failed logins to one account, from any addresses, "
+            "before the account is locked out."),
+    Setting("login_lockout", 300, "Seconds the first lockout lasts; each further lockout "
+            "within a day doubles it, up to login_lockout_max."),
+    Setting("login_lockout_max", 86400, "Longest lockout, in seconds."),
+    Setting("trusted_proxies", "", "Comma-separated addresses or networks of reverse proxies "
+            "whose X-Forwarded-For is believed; empty: the TCP peer is the client."),
+    Setting("setup_code", "", "First-run claim code: creating the first account over HTTP "
+            "needs it (generated per device at first boot, or the code on the box's label "
+            "given in cydynni.txt); empty: only `hub admin create-user` can."),
+    Setting("csv_max_points", 200_000, "Most rows one feed/csvexport.json request may ask "
+            "for (the answer is built in memory)."),
     # Devices
     Setting("broadcast_enabled", False, "Announce the hub by UDP broadcast on port 5005."),
     Setting("mdns_enabled", False, "Announce cydynni.local and services over mDNS."),
@@ -139,7 +151,7 @@ class Config(Mapping[str, Any]):
 
 
 def _is_secret(name: str) -> bool:
-    return name.endswith(("password", "_key"))
+    return name.endswith(("password", "_key", "_code"))
 
 
 def load_config(path: str | os.PathLike | None = None,
