@@ -113,8 +113,9 @@ def test_process_set_errors_name_the_problem(client, admin, new_client):
     assert set_list([{"fn": "process__nope", "args": []}])[0] == 400
     assert set_list([{"fn": "process__log_to_feed", "args": [9999]}]) == (
         404, "step 1 (log_to_feed): feed 9999 does not exist")
+    # Another user's feed answers exactly like a missing one (issue 11 #5: 403 leaked it).
     assert set_list([{"fn": "process__log_to_feed", "args": [bobs]}]) == (
-        403, f"step 1 (log_to_feed): feed {bobs} belongs to another user")
+        404, f"step 1 (log_to_feed): feed {bobs} does not exist")
     # bob cannot see or change admin's input
     res = client.get("/input/process/get.json", {"apikey": bob.apikey_write,
                                                  "inputid": input_id})
