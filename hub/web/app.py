@@ -133,16 +133,17 @@ def _check_body(max_bytes: int) -> None:
         _close_after()
         raise ApiError(413, f"request body over {max_bytes} bytes")
     if length > 0:
+        stream = request.environ.get("wsgi.input")
         try:
             body = request.body.read()
         except (TimeoutError, socket.timeout):  # noqa: UP041 (same class, named for readers)
-            _close_after()
+            _give_up_body(stream)
             raise ApiError(408, f"the body stopped before its {length} bytes arrived") from None
         except OSError:
-            _close_after()
+            _give_up_body(stream)
             raise ApiError(400, "the body could not be read") from None
         if len(body) < length:
-            _close_after()
+            _give_up_body(stream)
             raise ApiError(400, f"the body has {len(body)} bytes, its Content-Length says "
                                 f"{length}")
         kind = request.content_type.split(";")[0].strip().lower()
@@ -159,6 +160,16 @@ def _check_body(max_bytes: int) -> None:
                 and json_depth(value) > MAX_JSON_DEPTH:
             raise ApiError(400, f"parameter '{name}' nests more than {MAX_JSON_DEPTH} levels "
                                 "deep")
+
+
+def _give_up_body(stream: Any) -> None:
+    """After a short or stalled body: answer now instead of waiting for the rest. cheroot
+    drains a known-length body it thinks is unread before it answers (a second socket
+    timeout, then no answer at all), so tell its reader nothing remains; the connection is
+    closed after the answer."""
+    if hasattr(stream, "remaining"):
+        stream.remaining = 0
+    _close_after()
 
 
 def _close_after() -> None:
