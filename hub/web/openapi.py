@@ -50,21 +50,30 @@ class Op:
     tag: str = ""
     notes: str = ""
     result: dict = field(default_factory=dict)  # JSON schema of a 200 answer
+    errors: dict = field(default_factory=dict)  # status -> (text, JSON schema or None = text)
 
 
 def _obj(**props: Any) -> dict:
     return {"type": "object", "properties": props}
 
 
+def _req(schema: dict, *names: str) -> dict:
+    """`schema` with `names` required (the fuzz test holds answers to it)."""
+    return {**schema, "required": list(names)}
+
+
 _N = {"type": ["number", "null"]}
 _I = {"type": "integer"}
 _S = {"type": "string"}
 _B = {"type": "boolean"}
-OK = _obj(success={"const": True})
-KEYS = _obj(success=_B, userid=_I, apikey_read=_S, apikey_write=_S)
+OK = _req(_obj(success={"const": True}), "success")
+_KEY = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+KEYS = _req(_obj(success={"const": True}, userid=_I, apikey_read=_KEY, apikey_write=_KEY),
+            "success", "userid", "apikey_read", "apikey_write")
 FEED = _obj(id=_I, userid=_I, name=_S, tag=_S, interval=_I, unit=_S, public=_B, engine=_I,
             time={"type": ["integer", "null"]}, value=_N, size={"type": ["integer", "null"]})
 META = _obj(interval=_I, start_time=_I, end_time=_I, npoints=_I)
+HEALTH = _req(_obj(ok=_B, version=_S, components={"type": "object"}), "ok", "components")
 TIMEVALUE = _obj(time={"type": ["integer", "null"]}, value=_N)
 ROWS = {"type": "array", "items": {}, "description": "[[time, value|null], ...] "
         "(or [value, ...] with timeformat=notime); ids= gives [{feedid, data}, ...]"}
@@ -73,7 +82,8 @@ ROWS = {"type": "array", "items": {}, "description": "[[time, value|null], ...] 
 FEED_ID = P("id", "integer", "Feed id.", required=True)
 INPUT_ID = P("inputid", "integer", "Input id.", required=True)
 USERNAME = P("username", help="2-64 letters, digits or _ . -", required=True)
-PASSWORD = P("password", help="At least 8 characters.", required=True)
+PASSWORD = P("password", help="8 to 1024 characters, no control characters, not one of "
+                              "the most common passwords.", required=True)
 FLAG = ("0", "1")
 DATA_PARAMS = (
     P("id", "integer", "Feed id (or `ids`)."),
@@ -110,18 +120,26 @@ POST_PARAMS = (
 OPS: tuple[Op, ...] = (
     # -- user ---------------------------------------------------------------------------------
     Op(("/user/register.json",), ("POST",), "anonymous",
-       "Create an account: open for the first (who becomes admin), then admin only.",
-       (USERNAME, PASSWORD, P("email")), tag="user", result=KEYS),
+       "Create an account: the first (who becomes admin) needs the hub's setup code, later "
+       "ones an admin session.",
+       (USERNAME, PASSWORD, P("email"),
+        P("setup_code", help="The first-run claim code: on the hub's console, in "
+                             "cydynni-setup-code.txt on its SD card, or on the box's label.")),
+       tag="user", result=KEYS),
     Op(("/user/login.json",), ("POST",), "anonymous",
-       "Log in: sets the hub_session cookie. Rate-limited (429 with Retry-After).",
-       (USERNAME, PASSWORD), tag="user"),
+       "Log in: sets the hub_session cookie. Failed logins lock the address and the account "
+       "out for a while (429 with Retry-After), longer each time.",
+       (USERNAME, PASSWORD), tag="user",
+       result=_req(_obj(success={"const": True}, message=_S, userid=_I, admin=_B),
+                   "success", "userid")),
     Op(("/user/auth.json",), ("POST",), "anonymous",
        "Exchange username and password for the API keys (third-party apps).",
        (USERNAME, PASSWORD), tag="user", result=KEYS),
     Op(("/user/logout.json",), WRITE, "anonymous", "End the session.", tag="user"),
     Op(("/user/session.json",), ("GET",), "read",
        "Which user and access level the key or cookie gives.", tag="user",
-       result=_obj(userid=_I, type=_S, admin=_B)),
+       result=_req(_obj(userid=_I, type={"enum": list(LEVELS[1:])}, admin=_B),
+                   "userid", "type", "admin")),
     Op(("/user/get.json",), ("GET",), "session", "Your account (with API keys).", tag="user"),
     Op(("/user/set.json",), ("POST",), "session", "Change email, language or timezone.",
        (P("email"), P("language", enum=("en", "cy")), P("timezone")), tag="user"),
@@ -143,7 +161,8 @@ OPS: tuple[Op, ...] = (
     # -- health -------------------------------------------------------------------------------
     Op(("/health.json",), ("GET",), "anonymous",
        "200 when MariaDB, Redis, the worker and its broker link are fine, else 503.",
-       tag="health", result=_obj(ok=_B, version=_S, components={"type": "object"})),
+       tag="health", result=HEALTH, errors={"503": ("Some component is down (the "
+                                                      "answer says which).", HEALTH)}),
     Op(("/describe",), ("GET",), "anonymous", "Hub type for discovery (`emoncms`).",
        answers="text", tag="health"),
     Op(("/version",), ("GET",), "anonymous", "Hub software version.", answers="text",
@@ -244,7 +263,10 @@ OPS: tuple[Op, ...] = (
     Op(("/device/auth/request.json", "/emoncms/device/auth/request.json"), ("GET",),
        "anonymous", "EmonESP pairing request: `request registered` until the household "
        "allows it, then `user:password:basetopic` once (429 when rate-limited).",
-       (P("name"), P("type")), answers="text", tag="device"),
+       (P("name"), P("type")), answers="text", tag="device",
+       errors={"400": ("A parameter is not valid: `bad request` (EmonESP reads text).", None),
+               "429": ("Too many requests from this address: `too many requests`, with "
+                       "Retry-After.", None)}),
     Op(("/device/auth/pending.json",), ("GET",), "session",
        "Pending pairing requests (also opens the pairing window).", tag="device"),
     Op(("/device/auth/check.json",), ("GET",), "session",
@@ -305,7 +327,7 @@ _CONTENT = {
     "text-or-json": ("text/plain", "application/json"),
 }
 _ERRORS = {
-    "400": "A parameter is missing or invalid; the message names it.",
+    "400": "A parameter or the body is missing or invalid; the message names it.",
     "401": "No valid key or session (or, anonymously, the feed is not public).",
     "403": "The key or session is not enough (see x-access), or the feed is another "
            "user's public feed (read-only).",
@@ -335,11 +357,18 @@ def _operation(op: Op, path: str, method: str) -> dict:
                       if kind == "application/octet-stream" else {})
                for kind in _CONTENT[op.answers]}
     responses: dict[str, Any] = {"200": {"description": "Success.", "content": content}}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for status, text in _ERRORS.items():
         if status in ("401", "403") and op.access == "anonymous" and not op.public_feeds:
             continue
-        responses[status] = {"description": text, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[status] = {"description": text, "content": error}
+    for status, (text, schema) in op.errors.items():
+        responses[status] = {"description": text, "content": (
+            {"text/plain": {}} if schema is None else {"application/json": {"schema": schema}})}
+    # Every other answer the server itself makes (405, 408, 409, 411, 413, 429, 500, 503…)
+    # has the same JSON error shape.
+    responses["default"] = {"description": "Any other error, with the status that fits.",
+                            "content": error}
     security = list(_SECURITY[op.access])
     if op.public_feeds:
         security = [{}, *_SECURITY["read"]]  # anonymous allowed for public feeds
@@ -398,7 +427,9 @@ def document() -> dict:
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["success", "message"],
-                          "properties": {"success": {"const": False}, "message": _S}},
+                          "additionalProperties": False,
+                          "properties": {"success": {"const": False},
+                                         "message": {"type": "string", "minLength": 1}}},
             },
         },
     }
