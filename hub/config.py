@@ -63,7 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(its persistent session keeps QoS 1 readings while it is away)."),
     Setting("max_nodes_per_user", 32, "Distinct input nodes a user may have (emoncms: 32)."),
     # Web
-    Setting("web_host", "0.0.0.0", "Address the web server listens on."),
+    # bandit B104: the hub serves the household LAN (devices, phones).
+    Setting("web_host", "0.0.0.0", "Address the web server listens on."),  # nosec B104
     Setting("web_port", 8080, "Port the web server listens on (80 on the device)."),
     Setting("web_threads", 8, "Worker threads of the WSGI server."),
     Setting("session_key", "", "Secret for session tokens (generated per device)."),
