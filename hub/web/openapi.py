@@ -36,6 +36,7 @@ class P:
     required: bool = False
     enum: tuple = ()
     default: Any = None
+    example: Any = None  # a valid value: documentation, and the fuzz test's starting point
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ DATA_PARAMS = (
     P("id", "integer", "Feed id (or `ids`)."),
     P("ids", help="Comma-separated feed ids (up to 100) instead of `id`."),
     P("start", "number", "Start, unix seconds (values over 1e11 are taken as ms).",
+      example=1_767_225_600,
       required=True),
-    P("end", "number", "End (inclusive), unix seconds or ms.", required=True),
+    P("end", "number", "End (inclusive), unix seconds or ms.", required=True,
+      example=1_767_229_200),
     P("interval", help="Seconds between points, 0 = about 800 points, `original`, or a "
                        "calendar interval: daily, weekly, monthly, annual.", default="0"),
     P("mode", help="Legacy alias of `interval` for calendar intervals."),
@@ -110,9 +113,10 @@ DATA_PARAMS = (
 )
 POST_PARAMS = (
     P("node", help="Node name (or in the path: input/post/<node>)."),
-    P("fulljson", help='JSON object {"name": value, ..., "time": t}; answers JSON.'),
+    P("fulljson", help='JSON object {"name": value, ..., "time": t}; answers JSON.',
+      example='{"power": 100, "temp": 20.5}'),
     P("json", help="Legacy {name:value,...} text."),
-    P("csv", help="Comma-separated values, named 1, 2, 3..."),
+    P("csv", help="Comma-separated values, named 1, 2, 3...", example="100,200"),
     P("data", help="Alias of csv."),
     P("time", help="Unix time of the reading (default: now)."),
 )
@@ -175,10 +179,11 @@ OPS: tuple[Op, ...] = (
         P("userid", "integer", "List this user's public feeds.")),
        public_feeds=True, tag="feed", result={"type": "array", "items": FEED}),
     Op(("/feed/create.json",), WRITE, "write", "Create a PHPFina feed; tag+name are unique.",
-       (P("name", required=True, help="1-64 letters, digits, spaces or _ - : ."),
+       (P("name", required=True, help="1-64 letters, digits, spaces or _ - : .",
+          example="power"),
         P("tag", help="0-64 letters, digits, spaces or _ - : ."),
         P("engine", "integer", "Only 5 (PHPFina).", default=5),
-        P("options", help='JSON {"interval": seconds}; default 10.'),
+        P("options", help='JSON {"interval": seconds}; default 10.', example='{"interval": 10}'),
         P("unit", help="Up to 16 characters.")),
        tag="feed", result=_obj(success=_B, feedid=_I, result=_B)),
     Op(("/feed/get.json", "/feed/aget.json"), ("GET",), "anonymous",
@@ -191,7 +196,8 @@ OPS: tuple[Op, ...] = (
     Op(("/feed/getid.json",), ("GET",), "read", "The id of your feed with this name.",
        (P("name", required=True), P("tag")), tag="feed", result=_I),
     Op(("/feed/set.json",), WRITE, "write", "Change name, tag, unit or public.",
-       (FEED_ID, P("fields", required=True, help='JSON object, e.g. {"public": true}.')),
+       (FEED_ID, P("fields", required=True, help='JSON object, e.g. {"public": true}.',
+                   example='{"unit": "W"}')),
        tag="feed"),
     Op(("/feed/delete.json",), WRITE, "write", "Delete a feed and its data.", (FEED_ID,),
        tag="feed"),
@@ -221,7 +227,8 @@ OPS: tuple[Op, ...] = (
     Op(("/feed/post.json", "/feed/insert.json", "/feed/update.json"), WRITE, "write",
        "Store one point (`time`, `value`) or many (`data`); buffered, readable at once.",
        (FEED_ID, P("time", "number", "Unix time; default now."), P("value", "number"),
-        P("data", help="JSON [[time, value], ...] instead of time and value."),
+        P("data", help="JSON [[time, value], ...] instead of time and value.",
+          example="[[1767225600, 1.5], [1767225610, 2.5]]"),
         P("join", enum=("join", "1", "0"), help="Fill the gap before by interpolation.")),
        tag="feed", result=_obj(success=_B, points=_I)),
     # -- inputs -------------------------------------------------------------------------------
@@ -232,7 +239,8 @@ OPS: tuple[Op, ...] = (
        POST_PARAMS[1:], answers="text-or-json", tag="input"),
     Op(("/input/bulk", "/input/bulk.json"), WRITE, "write",
        "Post many readings: data=[[time_offset, node, v1, v2 | {name: v}, ...], ...].",
-       (P("data", required=True), P("sentat", "number"), P("offset", "number"),
+       (P("data", required=True, example='[[0, "n", 100, {"temp": 20}]]'),
+        P("sentat", "number"), P("offset", "number"),
         P("time", "number")), answers="text", tag="input"),
     Op(("/input/get", "/input/get.json"), ("GET",), "read",
        "Inputs as {node: {name: {time, value, processList}}}.",
@@ -244,16 +252,19 @@ OPS: tuple[Op, ...] = (
        "Flat list [{id, nodeid, name, description, processList, time, value}].",
        tag="input"),
     Op(("/input/set.json",), WRITE, "write", "Change an input's description.",
-       (INPUT_ID, P("fields", required=True, help='JSON, e.g. {"description": "..."}.')),
+       (INPUT_ID, P("fields", required=True, help='JSON, e.g. {"description": "..."}.',
+                    example='{"description": "kitchen"}')),
        tag="input"),
     Op(("/input/delete.json",), WRITE, "write", "Delete inputs.",
-       (P("inputid", "integer"), P("inputids", help="JSON list of ids instead of inputid.")),
+       (P("inputid", "integer"), P("inputids", help="JSON list of ids instead of inputid.",
+                                   example="[1]")),
        tag="input"),
     Op(("/input/process/get.json",), ("GET",), "read", "An input's process list.",
        (INPUT_ID,), tag="input"),
     Op(("/input/process/set.json",), ("POST",), "write",
        'Set a process list: processlist=[{"fn": "process__scale", "args": ["0.001"]}, ...].',
-       (INPUT_ID, P("processlist", required=True)), tag="input"),
+       (INPUT_ID, P("processlist", required=True,
+                    example='[{"fn": "process__scale", "args": [0.001]}]')), tag="input"),
     Op(("/input/process/reset.json",), WRITE, "write", "Empty an input's process list.",
        (INPUT_ID,), tag="input"),
     Op(("/input/process/list.json",), ("GET",), "read",
@@ -301,9 +312,12 @@ OPS: tuple[Op, ...] = (
        (P("device", "integer", "Device id.", required=True),), tag="schedule"),
     Op(("/schedule/set.json",), ("POST",), "write",
        "Set a device's schedule (`schedule` JSON, or a JSON body).",
-       (P("device", "integer", "Device id.", required=True), P("schedule")), tag="schedule"),
+       (P("device", "integer", "Device id.", required=True),
+        P("schedule", example='{"mode": "smart", "period": 3600, "end": "07:00"}')),
+       tag="schedule"),
     Op(("/schedule/mode.json",), ("POST",), "write", "Change a schedule's mode.",
-       (P("device", "integer", "Device id.", required=True), P("mode", required=True)),
+       (P("device", "integer", "Device id.", required=True),
+        P("mode", required=True, example="smart")),
        tag="schedule"),
     Op(("/schedule/delete.json",), ("POST",), "write", "Delete a device's schedule.",
        (P("device", "integer", "Device id.", required=True),), tag="schedule"),
@@ -345,6 +359,8 @@ def _parameter(p: P, in_path: bool) -> dict:
            "required": p.required or in_path}
     if p.help:
         out["description"] = p.help
+    if p.example is not None:
+        out["example"] = p.example
     return out
 
 

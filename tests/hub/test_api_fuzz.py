@@ -21,6 +21,7 @@ Bounded by time: a first round of 2 requests per operation and caller always run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -37,6 +38,7 @@ schemathesis = pytest.importorskip("schemathesis")
 requests = pytest.importorskip("requests")
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -62,6 +64,7 @@ class Run:
     requests: int = 0
     operations: set = field(default_factory=set)
     statuses: Counter = field(default_factory=Counter)
+    succeeded: set = field(default_factory=set)  # operations that answered 2xx at least once
     failures: dict = field(default_factory=dict)  # (operation, kind) -> first example
     slowest: tuple = (0.0, "")
 
@@ -156,6 +159,18 @@ def _swap_ids(case, world: dict, rng: random.Random) -> None:
                 container[name] = rng.choice(world["nodes"])
 
 
+def _strategy(operation):
+    """Valid requests, invalid ones (negative mode), and the document's examples."""
+    from schemathesis import GenerationMode
+
+    options = [operation.as_strategy(GenerationMode.POSITIVE)]
+    with contextlib.suppress(Exception):  # an operation without parameters has no negatives
+        options.append(operation.as_strategy(GenerationMode.NEGATIVE))
+    with contextlib.suppress(Exception):
+        options.extend(operation.get_strategies_from_examples())
+    return st.one_of(*options)
+
+
 def _fuzz_operation(operation, caller: str, session, base: str, world: dict, run: Run,
                     rng: random.Random, deadline: float, examples: int) -> None:
     documented_5xx = {s for s in operation.definition.raw.get("responses", {})
@@ -165,11 +180,16 @@ def _fuzz_operation(operation, caller: str, session, base: str, world: dict, run
     @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
               phases=[Phase.generate], suppress_health_check=list(HealthCheck),
               report_multiple_bugs=False)
-    @given(case=operation.as_strategy())
+    @given(case=_strategy(operation))
     def one(case) -> None:
         if time.monotonic() > deadline:
             return
         _swap_ids(case, world, rng)
+        if caller != "anonymous":  # the caller's own credentials, not generated ones
+            for container, name in ((case.query, "apikey"), (case.headers, "Authorization"),
+                                    (case.cookies, "hub_session")):
+                if container:
+                    container.pop(name, None)
         started = time.monotonic()
         try:
             response = case.call(base_url=base, session=session, timeout=30)
@@ -180,6 +200,8 @@ def _fuzz_operation(operation, caller: str, session, base: str, world: dict, run
         run.requests += 1
         run.operations.add(label)
         run.statuses[response.status_code] += 1
+        if response.status_code < 300:
+            run.succeeded.add(label)
         if took > run.slowest[0]:
             run.slowest = (took, f"{caller} {label}")
         if took > SLOW_S:
@@ -230,6 +252,7 @@ def test_api_fuzz(hub_web, ctx, capsys):
     growth = peak - baseline
     figures = {"requests": run.requests, "operations": len(run.operations),
                "documented_operations": len(operations), "callers": 6, "rounds": rounds,
+               "operations_with_2xx": len(run.succeeded),
                "seconds": round(elapsed, 1), "failures": len(run.failures),
                "rss_baseline_mb": round(baseline, 1), "rss_growth_mb": round(growth, 1),
                "slowest_s": round(run.slowest[0], 3), "slowest": run.slowest[1],
@@ -238,7 +261,9 @@ def test_api_fuzz(hub_web, ctx, capsys):
         print(f"\napi fuzz: {run.requests} requests to {len(run.operations)} of "
               f"{len(operations)} operations as 6 kinds of caller in {elapsed:.0f} s; "
               f"RSS {baseline:.0f} MB +{growth:.1f} MB; slowest {run.slowest[0]:.2f} s "
-              f"({run.slowest[1]}); failures {len(run.failures)}")
+              f"({run.slowest[1]}); {len(run.succeeded)} operations answered 2xx; "
+              f"failures {len(run.failures)}")
+        print(f"  never 2xx: {sorted(set(run.operations) - run.succeeded)}")
         for (label, kind), example in sorted(run.failures.items()):
             print(f"  FAIL {label} [{kind}]: {example}")
         print(json.dumps({"bench": "api_fuzz", **figures}))
