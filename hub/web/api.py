@@ -239,6 +239,22 @@ def json_body() -> Any:
     return loads(raw or b"null", "body")
 
 
+# -- the session cookie -----------------------------------------------------------------------
+
+SESSION_COOKIE = "hub_session"
+
+
+def session_cookie() -> str | None:
+    """The hub_session cookie's value, read leniently: Bottle parses the whole Cookie header
+    with http.cookies, which raises on any malformed cookie of any name (a 500 the API fuzz
+    test found); a browser's other cookies are none of our business."""
+    for part in request.get_header("Cookie", "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == SESSION_COOKIE:
+            return value.strip().strip('"') or None
+    return None
+
+
 # -- the client's address --------------------------------------------------------------------
 
 def client_address() -> str:
@@ -303,4 +319,5 @@ __all__ = [
     "param_time",
     "plain",
     "requires",
+    "session_cookie",
 ]

@@ -32,14 +32,20 @@ from bottle import request, response
 from hub.config import Config
 from hub.context import HubContext
 from hub.db import migrate
-from hub.web.api import ANONYMOUS, MAX_JSON_DEPTH, ApiError, Auth, error_body, json_depth
+from hub.web.api import (
+    ANONYMOUS,
+    MAX_JSON_DEPTH,
+    ApiError,
+    Auth,
+    error_body,
+    json_depth,
+    session_cookie,
+)
 
 log = logging.getLogger(__name__)
 
 # One module per URL area in hub/web/, each exposing register(app).
 CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device")
-
-SESSION_COOKIE = "hub_session"
 
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
@@ -72,7 +78,7 @@ def _resolve_auth(ctx: HubContext) -> Auth:
             raise ApiError(401, "apikey is not valid")
         user, level = found
         return Auth(user.id, level, is_admin=False, via="apikey")  # keys are never admin
-    token = request.get_cookie(SESSION_COOKIE)
+    token = session_cookie()
     if token:
         user_id = ctx.users.session_user(token)
         if user_id is not None:

@@ -313,7 +313,7 @@ OPS: tuple[Op, ...] = (
     Op(("/schedule/set.json",), ("POST",), "write",
        "Set a device's schedule (`schedule` JSON, or a JSON body).",
        (P("device", "integer", "Device id.", required=True),
-        P("schedule", example='{"mode": "smart", "period": 3600, "end": "07:00"}')),
+        P("schedule", example='{"ready_by": "07:00", "period": 3600}')),
        tag="schedule"),
     Op(("/schedule/mode.json",), ("POST",), "write", "Change a schedule's mode.",
        (P("device", "integer", "Device id.", required=True),

@@ -8,7 +8,17 @@ import bottle
 from bottle import request, response
 
 from hub.user import store as model
-from hub.web.api import ApiError, auth, client_address, ctx, ok, param, param_int, requires
+from hub.web.api import (
+    ApiError,
+    auth,
+    client_address,
+    ctx,
+    ok,
+    param,
+    param_int,
+    requires,
+    session_cookie,
+)
 
 _STATUS = {model.InvalidUsername: 400, model.InvalidEmail: 400, model.WeakPassword: 400,
            model.UsernameTaken: 409, model.UserNotFound: 404, model.LoginFailed: 401,
@@ -91,7 +101,7 @@ def auth_keys():
 
 
 def logout():
-    token = request.get_cookie("hub_session")
+    token = session_cookie()
     if token:
         ctx().users.end_session(token)
     response.delete_cookie("hub_session", path="/")
@@ -126,7 +136,7 @@ def set_user():
 def change_password():
     try:
         ctx().users.change_password(auth().user_id, param("old"), param("new"),
-                                    keep_session=request.get_cookie("hub_session") or "")
+                                    keep_session=session_cookie() or "")
     except model.UserError as exc:
         raise _fail(exc) from None
     return ok(message="password changed; other sessions were logged out")

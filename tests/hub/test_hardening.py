@@ -439,3 +439,16 @@ def test_security_headers_on_success_and_route_csp_kept(client, ctx, hub_config)
         lambda status, headers, exc=None: seen.update(headers=headers))
     csp = [v for n, v in seen["headers"] if n.lower() == "content-security-policy"]
     assert csp == ["default-src 'self'"]  # the page's own policy, not replaced or doubled
+
+
+# -- found by the API fuzz test ----------------------------------------------------------------
+
+@pytest.mark.parametrize("cookie", ["a=1; ) = 2", "3jv_=x; expires", "=;;=", "a\x7f=1"])
+def test_malformed_cookie_headers_do_not_crash_auth(admin, client, cookie):
+    """http.cookies raised CookieError for the whole header (500); the hub reads its own
+    cookie and ignores the rest."""
+    anon = client.get("/user/session.json", headers={"Cookie": cookie})
+    _error(anon, 401)
+    token = admin.client.cookies["hub_session"]
+    mine = client.get("/user/session.json", headers={"Cookie": f"{cookie}; hub_session={token}"})
+    assert mine.status == 200 and mine.json()["userid"] == admin.userid
