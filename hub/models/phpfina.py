@@ -795,10 +795,11 @@ def _calendar_step(local: datetime, interval: str, tz: ZoneInfo) -> int:
         d += timedelta(days=1)
     elif interval == "weekly":
         d += timedelta(days=7)
-    elif interval == "monthly":
-        d = d.replace(year=d.year + d.month // 12, month=d.month % 12 + 1)
-    else:
-        d = d.replace(year=d.year + 1)
+    elif interval == "monthly":  # PHP "+1 month" overflows: 31 Mar -> "31 Apr" = 1 May
+        d = d.replace(year=d.year + d.month // 12, month=d.month % 12 + 1, day=1) + timedelta(
+            days=d.day - 1)
+    else:  # PHP "+1 year": 29 Feb 2024 -> 1 Mar 2025
+        d = d.replace(year=d.year + 1, day=1) + timedelta(days=d.day - 1)
     return int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
 
 
