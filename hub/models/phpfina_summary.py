@@ -48,6 +48,8 @@ slots and never needed a summary.
 
 Upkeep (``prepare_write``/``finish_write``, called by ``PHPFina.write_points`` under its
 flock on the .dat):
+  0. A feed gets its sidecar once it holds a whole block (LEVEL0 slots); before, reads
+     are cheap anyway.
   1. Before the .dat is touched, the sidecar is checked against it: missing, bad header,
      another interval/start_time/inode, odd generation (a writer died mid-rewrite) or more
      nodes than the .dat can have -> rebuilt from the .dat after the write.
@@ -65,9 +67,15 @@ generation again after computing; if it moved they recompute on the plain path. 
 that finds the sidecar missing, stale or behind repairs it when the .dat's flock is free,
 and otherwise reads plain (or with the nodes that are there).
 
+Cost of a read: per output division, O(log length) stored nodes plus the raw slots of the
+(at most two) 256-slot blocks its edges fall in; a 10-year range costs about what a 1-year
+range does.
+
 Limits: node values carry no checksum (neither do .dat values); implausible counts are
-detected and trigger a rebuild, ``verify`` compares every node with the .dat.  Anything
-other than this engine that writes a .dat must delete its ``.summary``.
+detected and trigger a rebuild, ``verify`` compares every node with the .dat.  Torn tails
+are handled by size, which assumes the filesystem never shows an appended region before
+its data (ext4 data=ordered, the default).  Anything other than this engine that writes a
+.dat must delete its ``.summary``.
 """
 
 from __future__ import annotations
@@ -471,7 +479,11 @@ def finish_write(engine, state: WriteState, dat_fd: int, meta, overwrite_pos: np
     A failure here costs a rebuild later, never a wrong answer: the sidecar is removed."""
     try:
         if state.fd is None:
-            _rebuild(engine, state.path, dat_fd, meta)
+            if meta.npoints >= BLOCK:  # a feed gets its sidecar with its first whole block
+                _rebuild(engine, state.path, dat_fd, meta)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(state.path)
             return
         read_values = _dat_reader(dat_fd)
         if state.rewriting:
@@ -720,6 +732,8 @@ def verify(engine, feed_id: int) -> list[str]:
     meta = engine.get_meta(feed_id)
     path = summary_path(engine, feed_id)
     summary, problem = _open(path, meta, engine.dat_path(feed_id))
+    if problem == "missing" and meta.npoints < BLOCK:
+        return []  # not made until the feed holds a whole block
     if problem is not None:
         return [problem]
     assert summary is not None

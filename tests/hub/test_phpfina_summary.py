@@ -250,6 +250,15 @@ class TestUpkeep:
         assert summary.summary_bytes_written / 90_000 <= 0.1
         assert os.path.getsize(summary_path(summary, 1)) <= 0.05 * 4 * 90_000
 
+    def test_sidecar_comes_with_the_first_whole_block(self, tmp_path):
+        summary, _ = engines(str(tmp_path))
+        summary.create(1, 10)
+        summary.write_points(1, [(START + 10 * i, 1.0) for i in range(BLOCK - 1)])
+        assert not os.path.exists(summary_path(summary, 1))
+        summary.write_points(1, [(START + 10 * (BLOCK - 1), 1.0)])
+        assert len(sidecar(summary)) == HEADER_SIZE + NODE_SIZE
+        assert verify(summary, 1) == []
+
     def test_delete_removes_sidecar(self, feed):
         summary, _ = feed
         summary.delete(1)
