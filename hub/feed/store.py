@@ -367,8 +367,7 @@ class FeedStore:
                 feed = self.create(user_id, kind, PROFILE_TAG, interval)
             except FeedExists:  # created by a concurrent call
                 feed = self.find(user_id, kind, PROFILE_TAG)
-                # bandit B101: type narrowing.
-                assert feed is not None  # nosec B101
+                assert feed is not None
         if feed.interval != interval:
             raise InvalidProfile(f"{kind} profile has interval {interval} s but its feed "
                                  f"{feed.id} stores {feed.interval} s")
