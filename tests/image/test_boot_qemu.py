@@ -117,12 +117,18 @@ def test_booted_slot_marked_good(guest: Guest) -> None:
 
 
 def test_reading_published_over_mqtt_appears_in_feed_api(guest: Guest, state: dict) -> None:
-    status, registered = guest.http("user/register.json", data=USER)
+    config = tomllib.loads(guest.ssh("cat /data/hub/hub.toml").stdout)
+    # The first account needs the setup code firstboot made (shown on the console).
+    issue = guest.ssh("cat /run/issue.d/50-cydynni-setup.issue", check=False).stdout
+    assert config["setup_code"] in issue, issue
+    status, refused = guest.http("user/register.json", data=USER)
+    assert status == 403 and "setup code" in refused["message"], refused
+    status, registered = guest.http("user/register.json",
+                                    data={**USER, "setup_code": config["setup_code"]})
     assert status == 200 and registered["success"], registered
     status, keys = guest.http("user/auth.json", data=USER)
     assert status == 200 and keys["success"], keys
     apikey = keys["apikey_write"]
-    config = tomllib.loads(guest.ssh("cat /data/hub/hub.toml").stdout)
     auth = {"username": config.get("mqtt_user", "hub"), "password": config["mqtt_password"]}
 
     def send(value: float) -> None:
