@@ -38,7 +38,13 @@ start_time instead of refusing every post as emoncms does (its issues #1604/#110
 
 Reads (``read``) follow emoncms ``get_data_combined`` plus the ``Feed::get_data`` wrapper:
 end is inclusive, averaging is over [div_start, div_end) ignoring NaN, the non-averaged value
-is the slot at floor((t - start_time) / interval), calendar intervals step in local time.
+is the slot at pos = floor((t - start_time) / interval), calendar intervals step in local time.
+The last slot: slot n covers [start_time + n*interval, start_time + (n+1)*interval), the
+newest one included, so a non-averaged read at t answers slot pos whenever 0 <= pos < npoints.
+That is emoncms's rule wherever it reads by position (the averaged path clips to npoints,
+``get_value`` and ``get_data_DMY_time_of_day`` test pos < npoints).  (Deviation: emoncms's
+non-averaged path alone tests t <= end_time, the *start* of the newest slot, so a sample at
+end_time + 3 s reads null and a graph polled up to "now" ends in a gap; we answer the value.)
 Unflushed points can be passed as ``pending``: they are laid over the file exactly as a
 later ``write_points`` would write them (emoncms only fills null slots; we override).
 
@@ -527,10 +533,11 @@ def file_read(view: FeedView, start: float, end: float, interval: int | str, *,
 
 
 def _samples(view: FeedView, times: np.ndarray) -> np.ndarray:
-    """Non-averaged: the slot holding each time, if start_time <= t <= end_time."""
+    """Non-averaged: the slot holding each time, if that slot exists (0 <= pos < npoints).
+    The newest slot answers for its whole interval; see "Reads" in the module docstring."""
     meta = view.meta
     positions = (times - meta.start_time) // meta.interval
-    inside = (times >= meta.start_time) & (times <= meta.end_time) & (meta.npoints > 0)
+    inside = (times >= meta.start_time) & (positions < meta.npoints) & (meta.npoints > 0)
     positions = np.where(inside, positions, -1)
     return view.take(positions).astype(np.float64)
 
