@@ -95,6 +95,7 @@ class ProcessBatch:
         self._state: dict[str, dict | None] = {}
         self._dirty: set[str] = set()
         self.errors: list[str] = []
+        self.not_stored = 0  # feed points (or process steps) that did not make it
 
     def last(self, feed_id: int) -> tuple[int, float | None] | None:
         if feed_id not in self._last:
@@ -140,6 +141,7 @@ class ProcessBatch:
             except Exception as exc:
                 log.warning("feed %s: %d points not written: %s", feed_id, len(points), exc)
                 self.errors.append(f"feed {feed_id}: {exc}")
+                self.not_stored += len(points)
         if self._dirty:
             with self.redis.pipeline(transaction=False) as pipe:
                 for name in self._dirty:
@@ -387,6 +389,7 @@ def run_processlist(run: ProcessBatch, steps: list[Step], t: int, value: float) 
         except Exception as exc:
             log.warning("process %s(%s) failed: %s", process.name, arg, exc)
             run.errors.append(f"{process.name}({arg}): {exc}")
+            run.not_stored += 1
     return current
 
 

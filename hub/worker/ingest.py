@@ -15,7 +15,14 @@ from collections.abc import Callable
 from hub.context import HubContext
 from hub.errors import SERVER_ERRORS
 from hub.feed.phpfina import FeedError
-from hub.input.readings import BadPayload, IngestError, NodePost, parse_mqtt, parse_profile
+from hub.input.readings import (
+    BadPayload,
+    IngestError,
+    NodePost,
+    NotStored,
+    parse_mqtt,
+    parse_profile,
+)
 from hub.input.store import InputError
 from hub.names import PROFILE_TOPIC_ROOT
 
@@ -61,6 +68,8 @@ class IngestService:
         if report.rejected:
             raise IngestError(f"{len(report.rejected)} posts rejected, first: "
                               f"{report.rejected[0]}")
+        if report.errors:  # counted as points_not_stored and logged by the worker
+            raise NotStored(report.not_stored_message(), max(report.not_stored, 1))
 
     def stop(self) -> None:
         self.commit()

@@ -22,7 +22,8 @@
 - Redis (key names in hub/names.py): heartbeat `worker:heartbeat` (JSON, TTL 30 s, every 5 s,
   read by /health.json;
   `mqtt_connected` turns true once the subscriptions are acknowledged) and
-  counters in hash `worker:stats` (messages, bad_payloads, service_errors, flushes, …).
+  counters in hash `worker:stats` (messages, bad_payloads, points_not_stored, service_errors,
+  flushes, redis_restarts, …).
 
 What a SIGKILL leaves: feed files as of the last flush (each flush writes whole blocks, so
 files stay readable), and in Redis the unflushed points (feed buffer), the input last values
@@ -49,7 +50,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.context import HubContext
 from hub.db import migrate
 from hub.errors import SERVER_ERRORS
-from hub.input.readings import IngestError
+from hub.input.readings import IngestError, NotStored
 from hub.names import HEARTBEAT_S, HEARTBEAT_TTL_S
 from hub.worker.device.service import DeviceService
 from hub.worker.ingest import IngestService
@@ -283,9 +284,12 @@ class Worker:
             self.problem(logging.ERROR, "%s.%s failed", type(service).__name__, method,
                          exc_info=True)
         except IngestError as exc:
-            self.stats["bad_payloads"] += 1
+            self.stats[exc.counter] += exc.count
             where = f" on {args[0][:80]!r}" if method == "on_message" else ""
-            self.problem(logging.WARNING, "dropped a bad reading%s: %s", where, exc)
+            if isinstance(exc, NotStored):
+                self.problem(logging.WARNING, "not stored%s: %s", where, exc)
+            else:
+                self.problem(logging.WARNING, "dropped a bad reading%s: %s", where, exc)
         except Exception:
             self.stats["service_errors"] += 1
             self.problem(logging.ERROR, "%s.%s failed", type(service).__name__, method,

@@ -171,6 +171,21 @@ def test_bad_payloads_are_counted_and_do_not_kill_it(servers, hub_config, ctx, u
     assert stats(ctx).get("service_errors", 0) == 0
 
 
+def test_readings_not_stored_are_counted_and_logged(servers, hub_config, ctx, user_id, caplog):
+    """Issue 11 #11: a value no feed can hold is a bad payload; a reading whose process list
+    logs to a deleted feed is counted as points_not_stored and logged, never silent."""
+    feed = logged_feed(ctx, user_id, "gone", "c")
+    ctx.feeds.delete(feed)
+    with caplog.at_level("WARNING", logger="hub.worker.loop"), \
+            worker_thread(worker_config(hub_config)), publisher(servers) as pub:
+        publish_all(pub, [("emon/huge/p", "1e39"), ("emon/gone/c", "5")])
+        wait_until(lambda: stats(ctx).get("bad_payloads") == 1, what="1e39 refused")
+        wait_until(lambda: stats(ctx).get("points_not_stored") == 1, what="not stored counted")
+    assert ctx.inputs.tree(user_id).get("huge") is None
+    assert any("not stored" in r.getMessage() and f"feed {feed}" in r.getMessage()
+               for r in caplog.records)
+
+
 # --- QoS 1 across broker restarts -----------------------------------------------------------
 
 def test_qos1_loses_nothing_across_a_broker_restart(servers, hub_config, ctx, user_id):
