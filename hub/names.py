@@ -5,6 +5,7 @@ against it. Every key lives under the configured `redis_prefix` (default `hub:`)
 
     worker:heartbeat             JSON {pid, mqtt_connected, started, queued, services}, TTL 30 s
     worker:stats                 hash of worker counters (messages, bad_payloads, flushes, …)
+    worker:redis-run             the Redis run id the worker last saw (notices Redis restarts)
     feedbuffer:…                 the feed write buffer (hub/feed/buffer.py owns the layout)
     feed:<id>                    hash: last time and value of a feed
     input:last:<user>            hash: last time and value of each input of a user
@@ -50,6 +51,10 @@ class RedisKeys:
     @property
     def worker_stats(self) -> str:
         return self._key("worker", "stats")
+
+    @property
+    def worker_redis_run(self) -> str:
+        return self._key("worker", "redis-run")
 
     @property
     def feed_buffer(self) -> str:

@@ -27,8 +27,14 @@
 
 What a SIGKILL leaves: feed files as of the last flush (each flush writes whole blocks, so
 files stay readable), and in Redis the unflushed points (feed buffer), the input last values
-and the accumulator state. The next worker flushes those points, so nothing is lost unless
-Redis itself goes down too (it keeps nothing on disk): then at most `flush_interval` seconds.
+and the accumulator state. The next worker flushes those points, so nothing is lost.
+
+Redis restarts: a stop/restart of Redis loses nothing (it saves to a tmpfs on SIGTERM and
+loads that at start, roles/redis/README.md); a crash or reboot starts it empty, losing the
+unflushed window (at most `flush_interval` seconds) and the sessions. The worker watches the
+Redis run id with every heartbeat and says which it was: a WARNING "restarted and kept its
+data" or an ERROR "came back empty", counted as `redis_restarts` / `redis_came_back_empty`.
+The key `worker:redis-run` tells the two apart: it survives only if the data did.
 """
 
 from __future__ import annotations
@@ -110,6 +116,7 @@ class Worker:
         self.stats: collections.Counter = collections.Counter()
         self.problem = RateLimitedLog()
         self.started = time.time()
+        self.redis_run_id: str | None = None  # of the Redis server this worker last saw
         self.services = self._load_services()
         self.topics = sorted({t for s in self.services for t in self._topics_of(s)})
         self._routes: dict[str, list] = {}
@@ -217,6 +224,7 @@ class Worker:
                     self._write_stats()
                 if now >= next_beat:
                     next_beat = now + HEARTBEAT_S
+                    self._watch_redis()
                     self._heartbeat()
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + self.config.flush_interval
@@ -253,6 +261,8 @@ class Worker:
                     except SERVER_ERRORS as exc:
                         unreachable = exc
             if unreachable is None:
+                if delay > RETRY_MIN_S:  # Redis or MariaDB was away: say if Redis restarted
+                    self._watch_redis()
                 return True
             self.stats["store_retries"] += 1
             self.problem(logging.ERROR, "cannot store readings (%s); retrying in %.0f s",
@@ -330,6 +340,30 @@ class Worker:
         except Exception as exc:
             self.stats.update(counts)  # keep them for the next try
             self.problem(logging.WARNING, "cannot write worker stats to Redis: %s", exc)
+
+    def _watch_redis(self) -> None:
+        """Notice a Redis restart (a new run id) and say whether it kept its data."""
+        try:
+            run_id = str(self.ctx.redis.info("server").get("run_id", ""))
+            key = self.ctx.keys.worker_redis_run
+            if run_id == self.redis_run_id:
+                return
+            stored = self.ctx.redis.get(key)
+            seen = stored.decode() if stored else None
+            if self.redis_run_id is not None or (seen and seen != run_id):
+                self.stats["redis_restarts"] += 1
+                if seen is None:
+                    self.stats["redis_came_back_empty"] += 1
+                    log.error("Redis restarted and came back EMPTY (crash or reboot, not a "
+                              "clean stop): readings not yet flushed to disk (at most %s s) "
+                              "and login sessions are lost", self.config.flush_interval)
+                else:
+                    log.warning("Redis restarted (run %s → %s) and kept its data: nothing "
+                                "lost", (seen or "?")[:8], run_id[:8])
+            self.ctx.redis.set(key, run_id)
+            self.redis_run_id = run_id
+        except Exception as exc:  # unreachable: the heartbeat and commit retries report it
+            log.debug("cannot read the Redis run id: %s", exc)
 
     def _heartbeat(self) -> None:
         state = {"pid": os.getpid(), "mqtt_connected": self.connected,
