@@ -55,6 +55,14 @@ ensure_venv() {
     "${VENV}/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt
     cp requirements-test.txt "$stamp"
   fi
+  # The project itself, editable, for the `hub` command: no dependencies (pinned above) and
+  # no build isolation (setuptools is pinned above too), so nothing unpinned is fetched.
+  if [ ! -x "${VENV}/bin/hub" ] || ! cmp -s pyproject.toml "${VENV}/.pyproject.toml"; then
+    info "installing the project (pip install -e ., for the hub command)"
+    "${VENV}/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
+      -e .
+    cp pyproject.toml "${VENV}/.pyproject.toml"
+  fi
 }
 
 cmd_test() {

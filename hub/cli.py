@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from hub.config import ConfigError, load_config
+from hub.config import ConfigError, config_path, load_config
 from hub.context import HubContext
 from hub.db import migrate
 from hub.errors import DatabaseError
@@ -108,11 +108,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = None
     try:
-        ctx = HubContext(load_config(args.config))
+        config = load_config(args.config)
+        ctx = HubContext(config)
         return args.run(args, ctx)
-    except (ConfigError, DatabaseError) as exc:
+    except ConfigError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        if config is not None and config.source is None:
+            print(f"[ERROR] no config file was read ({args.config or 'HUB_CONFIG'} = "
+                  f"{config_path(args.config)} does not exist), so the built-in defaults "
+                  "of the device were used. Point --config or HUB_CONFIG at the hub's TOML "
+                  "file, or set HUB_DB_HOST/HUB_DB_PORT/HUB_DB_SOCKET/HUB_DB_USER/"
+                  "HUB_DB_PASSWORD/HUB_DB_NAME (on a dev machine, `./build.sh dev` prints "
+                  "the settings of its stack).", file=sys.stderr)
         return 2
     except UserError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)

@@ -142,14 +142,22 @@ def _is_secret(name: str) -> bool:
     return name.endswith(("password", "_key"))
 
 
+def config_path(path: str | os.PathLike | None = None,
+                environ: Mapping[str, str] | None = None) -> Path:
+    """The TOML file to read: `path`, else $HUB_CONFIG (if set and not empty), else the
+    device's DEFAULT_CONFIG_PATH."""
+    environ = os.environ if environ is None else environ
+    return Path(path or environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
 def load_config(path: str | os.PathLike | None = None,
                 overrides: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     values = {s.name: s.default for s in SETTINGS}
-    path = Path(path or environ.get("HUB_CONFIG", DEFAULT_CONFIG_PATH))
+    path = config_path(path, environ)
     source = None
-    if path.exists():
+    if path.is_file():
         try:
             doc = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
