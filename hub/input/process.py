@@ -289,7 +289,8 @@ def lookup(fn: object) -> Process:
     elif isinstance(fn, str):
         text = fn.strip()
         name = text.removeprefix("process__")
-        found = BY_ID.get(int(text)) if text.isdigit() else BY_NAME.get(name)
+        found = BY_ID.get(int(text)) if text.isascii() and text.isdigit() \
+            and len(text) < 10 else BY_NAME.get(name)
     else:
         found = None
     if found is None:
@@ -325,6 +326,8 @@ def parse_processlist(raw: Any, feed_owner: Callable[[int], int | None],
                 raw = json.loads(text)
             except ValueError as exc:
                 raise BadProcessList(f"process list is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise BadProcessList("process list is nested too deeply") from None
         else:
             raw = _legacy_steps(text)
     if not isinstance(raw, list):
@@ -361,7 +364,7 @@ def _check_args(process: Process, args: list, index: int,
         feed_id = int(arg)
         if isinstance(arg, (bool, float)) or feed_id <= 0:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadArgument(f"{where} needs a feed id, got {str(arg)[:40]!r}") from None
     owner = feed_owner(feed_id)
     if owner is None:

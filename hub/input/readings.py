@@ -366,6 +366,12 @@ def parse_bulk(data: str, params: dict[str, str], now: float | None = None) -> l
             raise BadPayload("each bulk row must be a list [time, node, values…]")
         if not row or isinstance(row[0], bool) or not isinstance(row[0], (int, float)):
             raise BadTime(f"bulk row {str(row)[:40]} must start with a numeric time")
+        try:
+            finite = math.isfinite(float(row[0]))
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        if not finite:
+            raise BadTime(f"bulk row time {str(row[0])[:20]} is out of range")
     try:
         if params.get("sentat") not in (None, ""):
             ref = now - float(params["sentat"])
