@@ -32,7 +32,7 @@ and the accumulator state. The next worker flushes those points, so nothing is l
 Redis restarts: a stop/restart of Redis loses nothing (it saves to a tmpfs on SIGTERM and
 loads that at start, roles/redis/README.md); a crash or reboot starts it empty, losing the
 unflushed window (at most `flush_interval` seconds) and the sessions. The worker watches the
-Redis run id with every heartbeat and says which it was: a WARNING "restarted and kept its
+Redis run id every second (one INFO) and says which it was: a WARNING "restarted and kept its
 data" or an ERROR "came back empty", counted as `redis_restarts` / `redis_came_back_empty`.
 The key `worker:redis-run` tells the two apart: it survives only if the data did.
 """
@@ -221,10 +221,10 @@ class Worker:
                 if now >= next_tick:
                     next_tick = now + TICK_S
                     self._each_service("tick", now)
+                    self._watch_redis()
                     self._write_stats()
                 if now >= next_beat:
                     next_beat = now + HEARTBEAT_S
-                    self._watch_redis()
                     self._heartbeat()
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + self.config.flush_interval
@@ -380,6 +380,7 @@ class Worker:
         self._handle_queue()
         self._each_service("stop")
         self._flush()
+        self._watch_redis()
         self._write_stats()
         self.client.disconnect()
         self.client.loop_stop()
