@@ -416,6 +416,30 @@ def test_a_redis_crash_is_reported_as_data_lost(servers, hub_config, user_id, tm
                for r in caplog.records)
 
 
+def test_a_full_redis_refuses_readings_until_it_has_room(servers, hub_config, user_id,
+                                                         tmp_path, caplog):
+    """maxmemory reached (noeviction, as on the device: a long full disk stops the flushes):
+    readings are not acknowledged and dropped but retried, and stored once there is room."""
+    n = 50
+    with private_redis(hub_config, tmp_path) as (config, own, _restart):
+        feed = logged_feed(own, user_id, "oom", "c")
+        t0 = base_time(n)
+        with caplog.at_level("ERROR", logger="hub.worker.loop"), \
+                worker_thread(config), publisher(servers) as pub:
+            own.redis.config_set("maxmemory-policy", "noeviction")
+            own.redis.config_set("maxmemory", "1")  # every write now answers OOM
+            publish_all(pub, sequence("oom", t0, n))
+            wait_until(lambda: any("cannot store readings" in r.getMessage() and "maxmemory" in
+                                   r.getMessage() for r in caplog.records),
+                       what="the worker refuses and retries")
+            own.redis.config_set("maxmemory", "0")
+            wait_until(lambda: len([v for _, v in own.feeds.data(feed, t0, t0 + 10 * (n - 1),
+                                                                 10) if v is not None]) == n,
+                       timeout=30, what="all readings stored once Redis has room")
+        assert stats(own)["store_retries"] >= 1
+        assert stats(own).get("service_errors", 0) == 0
+
+
 # --- misbehaving services and missing users -------------------------------------------------
 
 class ExplodingService:
