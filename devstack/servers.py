@@ -34,11 +34,13 @@ START_TIMEOUT_S = 60.0
 def redis_argv(port: int, data: Path) -> list[str]:
     """Redis as the image runs it (roles/redis): no periodic snapshot, no append-only file,
     but a save into its directory on SIGTERM/SIGINT that the next start loads, so a restart
-    loses nothing (on the device the directory is the tmpfs /run/redis)."""
+    loses nothing (on the device the directory is the tmpfs /run/redis); when full it refuses
+    writes (noeviction) rather than dropping keys. The limit is higher than the device's 64 MB
+    because one test Redis serves every test of a run, each under its own prefix."""
     return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
             "--shutdown-on-sigterm", "save", "--shutdown-on-sigint", "save",
-            "--daemonize", "no"]
+            "--maxmemory", "512mb", "--maxmemory-policy", "noeviction", "--daemonize", "no"]
 
 
 class ServerStartError(RuntimeError):

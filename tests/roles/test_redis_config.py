@@ -36,3 +36,6 @@ def test_devstack_redis_is_configured_like_the_image() -> None:
     assert options["--shutdown-on-sigterm"] == "save"
     assert options["--shutdown-on-sigint"] == "save"
     assert options["--dbfilename"] == "dump.rdb"
+    assert options["--maxmemory-policy"] == "noeviction"
+    defaults = DEFAULTS.read_text()
+    assert re.search(r"^redis_maxmemory_policy: noeviction$", defaults, re.MULTILINE)
