@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 
 from hub.device.pairing import REQUEST_TTL, Pairing
 from hub.device.planning import SignalStore, preview
-from hub.device.schedule import ScheduleNotFound, ScheduleStore
+from hub.device.schedule import ScheduleNotFound, ScheduleStore, StoredSchedule
 from hub.device.store import DeviceStore
 from hub.display import goodtime, periods
 from hub.display.household import HouseholdStore
 from hub.display.tariff import Band, Cost, Tariff, cost
 from hub.feed.store import Feed, FeedError, FeedStore
 from hub.scheduler.errors import SchedulerError
+from hub.scheduler.plan import ScheduleDefinition
 
 STALE_AFTER_S = 30
 HISTORY_S = 3 * 3600
@@ -296,6 +297,19 @@ class DisplayService:
             result = preview(stored, sig, source, now, str(self.tz))
         except SchedulerError as exc:
             return {"status": "error", "message": str(exc), "windows": []}
+        result["profile"] = {"start": sig.start, "interval": sig.interval,
+                             "values": [None if v != v else v for v in sig.values.tolist()]}
+        return result
+
+    def plan_preview(self, device_id: int, definition: dict[str, Any],
+                     now: float | None = None) -> dict[str, Any]:
+        """What an unsaved definition would do if saved now (the editor's preview)."""
+        now = time.time() if now is None else now
+        defn = ScheduleDefinition.from_json(definition)  # InvalidSchedule: the form says why
+        stored = StoredSchedule(device_id, defn, None, None, None)
+        sig, source = self.signal.current(self.signal.load(), now)
+        result = preview(stored, sig, source, now, str(self.tz))
+        result["now"] = int(now)
         result["profile"] = {"start": sig.start, "interval": sig.interval,
                              "values": [None if v != v else v for v in sig.values.tolist()]}
         return result
