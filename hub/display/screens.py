@@ -179,18 +179,22 @@ class DisplayService:
         tariff = self._tariff(user_id)
         band = tariff.band_at(now, self.tz) if tariff else None
         card = self.card(now)
-        pending = [{"ip": p.get("ip"), "name": p.get("name", ""), "type": p.get("type", ""),
-                    "time": p.get("time"), "expires": _expiry(p)}
-                   for p in self.pairing.pending(now)]
         return {
             "power": {"value": power.value, "time": power.time},
             "light": asdict(card),
             "band": None if band is None else {"name": band.name, "price": band.price},
             "hydro_kw": _kw(self._profile_kw(user_id, "hydro", now)),
             "community_kw": _kw(self._profile_kw(user_id, "community", now)),
-            "pairing": pending,
+            "pairing": self.pairing_requests(now),
             "stale_after": STALE_AFTER_S,
         }
+
+    def pairing_requests(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Devices asking to join (the pop-up on every page polls this every 1.5 s)."""
+        now = time.time() if now is None else now
+        return [{"ip": p.get("ip"), "name": p.get("name", ""), "type": p.get("type", ""),
+                 "time": p.get("time"), "expires": _expiry(p)}
+                for p in self.pairing.pending(now)]
 
     def use_view(self, user_id: int, kind: str, day: date, now: float | None = None
                  ) -> UseView:

@@ -178,7 +178,7 @@ def pair_progress(device_id: int):
     state = ctx().devices.state(device.id)
     if device.status == "pairing":
         step = "sending"
-    elif "last_seen" in state or "power" in state or "state" in state:
+    elif set(state) - {"present", "last_seen"}:  # a report, not just its announcement
         step = "reading"
     else:
         step = "connected"

@@ -46,6 +46,19 @@ def live():
     return payload | {"now": int(time.time())}
 
 
+@requires("session")
+def pairing_requests():
+    """GET /api/pairing: pending pairing requests, polled fast so the pop-up shows in 2 s."""
+    payload = {"pairing": ctx().display.pairing_requests()}
+    tag = etag(payload)
+    security_headers()
+    response.set_header("ETag", tag)
+    response.set_header("Cache-Control", "no-cache")
+    if request.get_header("If-None-Match") == tag:
+        return bottle.HTTPResponse(status=304, headers={"ETag": tag})
+    return payload | {"now": int(time.time())}
+
+
 def best_page():
     need_login()
     view = ctx().display.best_view(_user())
@@ -109,6 +122,7 @@ def kiosk_page():
 def register(app: bottle.Bottle) -> None:
     app.route("/", "GET", now_page)
     app.route("/api/live", "GET", live)
+    app.route("/api/pairing", "GET", pairing_requests)
     app.route("/forecast", "GET", best_page)
     app.route("/use", "GET", use_page)
     app.route("/community", "GET", community_page)

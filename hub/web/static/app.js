@@ -128,11 +128,29 @@
       })
       .then(function () { timer = setTimeout(poll, 5000); });
   }
+  /* pending pairing requests: a tiny answer (304 when unchanged), every 1.5 s while visible */
+  var pairTag = null, pairTimer = null;
+  function pollPairing() {
+    clearTimeout(pairTimer);
+    if (document.visibilityState === "hidden") { return; }
+    fetch("/api/pairing", { credentials: "same-origin", cache: "no-store",
+      headers: pairTag ? { "If-None-Match": pairTag } : {} })
+      .then(function (r) {
+        if (r.status !== 200) { return null; }
+        pairTag = r.headers.get("ETag");
+        return r.json();
+      })
+      .then(function (data) { if (data) { showPairing(data.pairing); } })
+      .catch(function () {})
+      .then(function () { pairTimer = setTimeout(pollPairing, 1500); });
+  }
   if (hasLive) {
     document.addEventListener("visibilitychange", function () {
-      if (document.visibilityState === "visible") { poll(); } else { clearTimeout(timer); }
+      if (document.visibilityState === "visible") { poll(); pollPairing(); }
+      else { clearTimeout(timer); clearTimeout(pairTimer); }
     });
     poll();
+    pollPairing();
     ticking = setInterval(renderAge, 1000);
   }
 
@@ -185,7 +203,10 @@
         byId("pair-allow").hidden = true; byId("pair-ignore").hidden = true;
         byId("pair-steps").hidden = false; markStep("sending");
         followPairing(j.device);
-      }).catch(function (e) { setText("pair-countdown", t("js.pair_failed", { message: e.message })); });
+      }).catch(function (e) {
+        clearInterval(countdown);
+        setText("pair-countdown", t("js.pair_failed", { message: e.message }));
+      });
     });
     byId("pair-ignore").addEventListener("click", function () {
       ignored[shownIp] = true;

@@ -11,9 +11,9 @@
   % end
 </section>
 <figure class="card wide chart">
-  <figcaption>{{_('community.caption_demand')}}</figcaption>
+  <figcaption id="comm-cap">{{_('community.caption_demand')}}</figcaption>
   % include('svgbars.tpl', chart_id='comm', bars=comm)
-  <figcaption>{{_('community.caption_hydro')}}</figcaption>
+  <p id="hydro-cap">{{_('community.caption_hydro')}}</p>
   % include('svgbars.tpl', chart_id='hydro', bars=hydro)
   <details>
     <summary>{{_('chart.table')}}</summary>

@@ -1,4 +1,4 @@
-% rebase('base.tpl')
+% rebase('base.tpl', charts=True)
 <h1>{{_('schedule.title')}}: {{device.name}}</h1>
 % include('form_error.tpl', error=None, error_text=error)
 % if saved:
