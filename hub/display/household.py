@@ -78,15 +78,17 @@ class HouseholdStore:
                 raise InvalidHousehold(f"you have no feed {feed_id}") from None
         self._upsert(user_id, "power_feed", feed_id)
 
-    def power_feed(self, household: Household) -> Feed | None:
-        """The chosen power feed, else the user's feed named `use`, else `power`."""
+    def power_feed(self, household: Household, feeds: list[Feed] | None = None
+                   ) -> Feed | None:
+        """The chosen power feed, else the user's feed named `use`, else `power`.
+        `feeds` is the user's feed list when the caller already has it (one query less)."""
+        feeds = self.feeds.feeds(household.user_id) if feeds is None else feeds
         if household.power_feed is not None:
-            try:
-                return self.feeds.get_owned(household.power_feed, household.user_id)
-            except FeedError:
-                pass  # deleted since: fall back to the names
+            chosen = next((f for f in feeds if f.id == household.power_feed), None)
+            if chosen is not None:
+                return chosen  # else deleted since: fall back to the names
         for name in POWER_FEED_NAMES:
-            for feed in self.feeds.feeds(household.user_id):
-                if feed.name.lower() == name:
+            for feed in feeds:
+                if feed.name.lower() == name and feed.tag != "profile":
                     return feed
         return None

@@ -29,6 +29,9 @@ from hub.scheduler.errors import SchedulerError
 from hub.scheduler.plan import ScheduleDefinition
 
 STALE_AFTER_S = 30
+SOURCES_TTL_S = 5    # tariff and feed list: a Settings change shows within 5 s (or at once,
+                     # via forget(), in the process that saved it)
+PROFILE_TTL_S = 60   # hydro/community/signal values change with the half-hour or a new profile
 HISTORY_S = 3 * 3600
 HISTORY_STEP_S = 60
 UPDATE_STATES = ("idle", "checking", "downloading", "installing", "rebooting", "trial",
@@ -118,6 +121,24 @@ class DisplayService:
         self.schedules = schedules
         self.tz = ZoneInfo(timezone)
         self.update_status_file = update_status_file
+        self._cache: dict[tuple, tuple[float, Any]] = {}
+
+    def _cached(self, key: tuple, ttl: float, make):
+        """A small per-process cache, so the live endpoint costs few server round trips."""
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = make()
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[key] = (now + ttl, value)
+        return value
+
+    def forget(self, user_id: int) -> None:
+        """Drop what is cached for a user (after their settings change)."""
+        for key in [k for k in self._cache if k[1:2] == (user_id,)]:
+            self._cache.pop(key, None)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -127,14 +148,30 @@ class DisplayService:
     def _power_feed(self, user_id: int) -> Feed | None:
         return self.households.power_feed(self.households.get(user_id))
 
+    def _sources(self, user_id: int) -> tuple[Tariff | None, Feed | None, dict[str, Feed]]:
+        """Tariff, power feed and profile feeds by kind: two queries, cached a few seconds."""
+        def load():
+            household = self.households.get(user_id)
+            feeds = self.feeds.feeds(user_id)
+            profiles = {f.name: f for f in feeds if f.tag == "profile"}
+            return household.tariff, self.households.power_feed(household, feeds), profiles
+        return self._cached(("sources", user_id), SOURCES_TTL_S, load)
+
+    def _local_kw(self, user_id: int, profiles: dict[str, Feed], now: float
+                  ) -> tuple[float | None, float | None]:
+        """Hydro and community kW now (profile values hold for their half-hour)."""
+        return self._cached(
+            ("local", user_id, int(now) // 60), PROFILE_TTL_S,
+            lambda: (_kw(self._profile_kw(profiles.get("hydro"), now)),
+                     _kw(self._profile_kw(profiles.get("community"), now))))
+
     def reading(self, feed: Feed | None) -> Reading:
         if feed is None:
             return Reading(None, None)
         last = self.feeds.last(feed.id)
         return Reading(None, None) if last is None else Reading(last[1], last[0])
 
-    def _profile_kw(self, user_id: int, kind: str, now: float) -> float | None:
-        feed = self.feeds.find(user_id, kind, "profile")
+    def _profile_kw(self, feed: Feed | None, now: float) -> float | None:
         if feed is None:
             return None
         try:
@@ -148,15 +185,15 @@ class DisplayService:
                               sig.higher_is_better), source
 
     def card(self, now: float) -> goodtime.Card:
-        return goodtime.card(self.scored_slots(now)[0], now)
+        return self._cached(("card", None, int(now) // 60), PROFILE_TTL_S,
+                            lambda: goodtime.card(self.scored_slots(now)[0], now))
 
     # -- screens -----------------------------------------------------------------------------
 
     def now_view(self, user_id: int, now: float | None = None) -> NowView:
         now = time.time() if now is None else now
-        feed = self._power_feed(user_id)
+        tariff, feed, profiles = self._sources(user_id)
         power = self.reading(feed)
-        tariff = self._tariff(user_id)
         history: list[tuple[int, float | None]] = []
         if feed is not None:
             start = int(now - HISTORY_S) // HISTORY_STEP_S * HISTORY_STEP_S
@@ -168,23 +205,24 @@ class DisplayService:
                 history = []
         return NowView(power, _stale(power, now), self.card(now),
                        tariff.band_at(now, self.tz) if tariff else None,
-                       _kw(self._profile_kw(user_id, "hydro", now)),
-                       _kw(self._profile_kw(user_id, "community", now)), history,
+                       _kw(self._profile_kw(profiles.get("hydro"), now)),
+                       _kw(self._profile_kw(profiles.get("community"), now)), history,
                        feed is not None)
 
     def live(self, user_id: int, now: float | None = None) -> dict[str, Any]:
         """The small object the pages poll every 5 s (and its ETag ignores `now`)."""
         now = time.time() if now is None else now
-        power = self.reading(self._power_feed(user_id))
-        tariff = self._tariff(user_id)
+        tariff, feed, profiles = self._sources(user_id)
+        power = self.reading(feed)
+        hydro, community = self._local_kw(user_id, profiles, now)
         band = tariff.band_at(now, self.tz) if tariff else None
         card = self.card(now)
         return {
             "power": {"value": power.value, "time": power.time},
             "light": asdict(card),
             "band": None if band is None else {"name": band.name, "price": band.price},
-            "hydro_kw": _kw(self._profile_kw(user_id, "hydro", now)),
-            "community_kw": _kw(self._profile_kw(user_id, "community", now)),
+            "hydro_kw": hydro,
+            "community_kw": community,
             "pairing": self.pairing_requests(now),
             "stale_after": STALE_AFTER_S,
         }
@@ -200,7 +238,7 @@ class DisplayService:
                  ) -> UseView:
         now = time.time() if now is None else now
         per = periods.period(kind, day)
-        feed = self._power_feed(user_id)
+        tariff, feed, _ = self._sources(user_id)
         halves = per.half_hours(self.tz)
         kwh: list[float | None] = [None] * len(halves)
         if feed is not None:
@@ -211,18 +249,19 @@ class DisplayService:
                 kwh += [None] * (len(halves) - len(kwh))
             except FeedError:
                 pass
-        tariff = self._tariff(user_id)
         costed = cost(tariff, halves, kwh, per.days, self.tz) if tariff else None
         if kind == "day":
             bars = list(zip(halves, kwh, strict=True))
         else:
             days = per.day_starts(self.tz)
-            bars = []
-            for i, start in enumerate(days):
-                end = days[i + 1] if i + 1 < len(days) else per.bounds(self.tz)[1]
-                values = [v for t, v in zip(halves, kwh, strict=True)
-                          if start <= t < end and v is not None]
-                bars.append((start, sum(values) if values else None))
+            sums: list[float | None] = [None] * len(days)
+            day = 0
+            for t, v in zip(halves, kwh, strict=True):  # both in time order: one pass
+                while day + 1 < len(days) and t >= days[day + 1]:
+                    day += 1
+                if v is not None:
+                    sums[day] = (sums[day] or 0.0) + v
+            bars = list(zip(days, sums, strict=True))
         total = sum(v for v in kwh if v is not None)
         return UseView(per, bars, total, costed, feed is not None,
                        per.contains(periods.today(self.tz, now)))

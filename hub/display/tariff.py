@@ -34,6 +34,9 @@ def minutes(hhmm: str) -> int:
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
+_MINUTES = {f"{h:02d}:{m:02d}": h * 60 + m for h in range(24) for m in range(60)}
+
+
 @dataclass(frozen=True)
 class Band:
     name: str
@@ -42,7 +45,7 @@ class Band:
     price: float  # p/kWh
 
     def covers(self, minute_of_day: int) -> bool:
-        a, b = minutes(self.start), minutes(self.end)
+        a, b = _MINUTES[self.start], _MINUTES[self.end]
         if a < b:
             return a <= minute_of_day < b
         return minute_of_day >= a or minute_of_day < b  # wraps (or whole day when a == b)
@@ -101,8 +104,11 @@ def parse(obj: Any) -> Tariff:
 
 
 def _check_cover(tariff: Tariff) -> None:
-    """Every minute of the day in exactly one band."""
-    for minute in range(0, 24 * 60):
+    """Every minute of the day in exactly one band. Coverage only changes at a band's start
+    or end, so checking those minutes checks them all."""
+    edges = sorted({0} | {minutes(b.start) for b in tariff.bands}
+                   | {minutes(b.end) for b in tariff.bands})
+    for minute in edges:
         count = sum(1 for b in tariff.bands if b.covers(minute))
         if count != 1:
             hhmm = f"{minute // 60:02d}:{minute % 60:02d}"

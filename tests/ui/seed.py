@@ -43,8 +43,9 @@ def seed(ctx: HubContext, user_id: int, history_s: int = 8 * 3600, now: float | 
     ctx.inputs.set_processlist(user_id, found["id"], [{"fn": "log_to_feed", "args": [feed.id]}])
     end = int(now) // 10 * 10
     times = np.arange(end - history_s, end, 10)
-    ctx.feeds.insert_many(feed.id, times.tolist(), power_at(times).round(1).tolist())
-    ctx.feeds.flush()
+    if len(times):
+        ctx.feeds.insert_many(feed.id, times.tolist(), power_at(times).round(1).tolist())
+        ctx.feeds.flush()
     if tariff:
         ctx.households.set_tariff(user_id, TARIFF)
     day0 = int(now) // HALF * HALF - 6 * 86400

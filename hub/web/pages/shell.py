@@ -47,7 +47,7 @@ def security_headers() -> None:
     response.set_header("X-Frame-Options", "DENY")
 
 
-def language() -> str:
+def language(user=None) -> str:
     """?lang= (and remember it), else the cookie, else the user's profile, else the browser."""
     asked = request.query.getunicode("lang")
     if asked in LANGUAGES:
@@ -58,7 +58,8 @@ def language() -> str:
     if cookie in LANGUAGES:
         return cookie
     if auth().user_id is not None:
-        profile = ctx().users.get(auth().user_id).public().get("language")
+        user = user or ctx().users.get(auth().user_id)
+        profile = user.public().get("language")
         if profile in LANGUAGES:
             return profile
     accept = request.get_header("Accept-Language", "").lower()
@@ -107,10 +108,10 @@ def tz() -> ZoneInfo:
 
 
 def render(template: str, title: str, status: int = 200, **data: Any) -> str:
-    lang = language()
-    cat = catalogue(lang)
     current = auth()
     user = ctx().users.get(current.user_id) if current.user_id is not None else None
+    lang = language(user)
+    cat = catalogue(lang)
     security_headers()
     response.set_header("Cache-Control", "no-store")
     response.content_type = "text/html; charset=utf-8"

@@ -91,6 +91,8 @@ def settings_save():
             raise InvalidHousehold("unknown settings section")
     except InvalidHousehold as exc:
         return settings_page(error=str(exc), status=400)
+    finally:
+        ctx().display.forget(uid)
     return settings_page(saved=section)
 
 
