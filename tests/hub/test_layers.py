@@ -24,7 +24,8 @@ LAYERS: dict[str, str] = {
     # base: settings and the names both sides share
     "hub": "base", "hub.config": "base", "hub.names": "base",
     # lib: pure libraries (parsing, the feed engine, the optimiser, device protocols)
-    "hub.scheduler": "lib", "hub.feed.phpfina": "lib", "hub.input.readings": "lib",
+    "hub.scheduler": "lib", "hub.feed.phpfina": "lib", "hub.feed.summary": "lib",
+    "hub.input.readings": "lib",
     "hub.device.adapters": "lib", "hub.device.errors": "lib",
     "hub.display.tariff": "lib", "hub.display.periods": "lib", "hub.display.goodtime": "lib",
     # store: MariaDB/Redis/broker-backed models; hub.context wires them
