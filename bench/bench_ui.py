@@ -94,7 +94,7 @@ def main() -> None:
         start = int(time.mktime(time.strptime(first, "%Y-%m-%d")))
         s3_ref = median_ms(app, f"/feed/data.json?{key}&id={data.feed_id}&start={start}"
                                 f"&end={start + 31 * 86400}&interval=1800&average=1", "")
-        code, headers, _ = call(app, "/api/live", cookie)
+        _, headers, _ = call(app, "/api/live", cookie)
         live = median_ms(app, "/api/live", cookie)
         live_304 = median_ms(app, "/api/live", cookie, {"If-None-Match": headers["etag"]})
         live_ref = median_ms(app, f"/feed/value.json?{key}&id={data.feed_id}", "")
