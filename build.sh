@@ -114,6 +114,7 @@ cmd_build() {
     -h|--help) exec python3 -m image build --help ;;
   esac
   [ "$(id -u)" -eq 0 ] || die "the image build needs root (mmdebstrap, chroot): sudo ./build.sh"
+  cmd_assets  # the display's uPlot goes into the image with hub/ (roles/hub copies hub/)
   exec python3 -m image build "$@"
 }
 
