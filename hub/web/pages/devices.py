@@ -15,10 +15,18 @@ from bottle import request
 from hub.device.errors import DeviceError, UnknownDevice
 from hub.device.schedule import ScheduleNotFound
 from hub.scheduler.errors import SchedulerError
-from hub.web.api import ApiError, auth, ctx, ok, requires
+from hub.web.api import ApiError, auth, ctx, ok
 from hub.web.pages import fmt
 from hub.web.pages.i18n import catalogue
-from hub.web.pages.shell import language, need_login, redirect, render, require_csrf, tz
+from hub.web.pages.shell import (
+    language,
+    need_login,
+    redirect,
+    render,
+    require_csrf,
+    session_only,
+    tz,
+)
 
 MODES = ("on", "off", "smart")
 DAYS = range(7)
@@ -168,7 +176,7 @@ def pair_ignore():
     return ok()
 
 
-@requires("session")
+@session_only
 def pair_progress(device_id: int):
     """sending (account made) → connected (credentials fetched) → reading (first report)."""
     try:

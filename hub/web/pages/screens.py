@@ -13,9 +13,9 @@ from bottle import request, response
 
 from hub.display.periods import KINDS, today
 from hub.display.screens import etag
-from hub.web.api import ApiError, auth, ctx, requires
+from hub.web.api import ApiError, auth, ctx
 from hub.web.pages import fmt
-from hub.web.pages.shell import language, need_login, render, security_headers, tz
+from hub.web.pages.shell import language, need_login, render, security_headers, session_only, tz
 
 
 def _user() -> int:
@@ -33,7 +33,7 @@ def _history_json(history) -> str:
                       allow_nan=False).replace("</", "<\\/")
 
 
-@requires("session")
+@session_only
 def live():
     """GET /api/live: the one small object pages poll; 304 when unchanged (ETag)."""
     payload = ctx().display.live(_user())
@@ -46,7 +46,7 @@ def live():
     return payload | {"now": int(time.time())}
 
 
-@requires("session")
+@session_only
 def pairing_requests():
     """GET /api/pairing: pending pairing requests, polled fast so the pop-up shows in 2 s."""
     payload = {"pairing": ctx().display.pairing_requests()}

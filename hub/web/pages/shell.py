@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 import bottle
 from bottle import request, response
 
-from hub.web.api import auth, ctx
+from hub.web.api import ApiError, auth, ctx
 from hub.web.pages import fmt
 from hub.web.pages.i18n import LANGUAGES, catalogue
 
@@ -135,6 +136,21 @@ def redirect(location: str) -> None:
 
 def logged_in() -> bool:
     return auth().via == "session"
+
+
+def session_only(handler):
+    """For the pages' own JSON reads (live values, pairing): a browser session, never an
+    API key; they only read, so GET with the cookie is right."""
+    @functools.wraps(handler)
+    def guarded(*args, **kwargs):
+        current = auth()
+        if current.level == "anonymous":
+            raise ApiError(401, "log in first")
+        if current.via != "session":
+            raise ApiError(403, "this is for the hub's pages: log in (API keys use the API)")
+        return handler(*args, **kwargs)
+
+    return guarded
 
 
 def need_login() -> None:
