@@ -39,7 +39,10 @@ def register(app: bottle.Bottle) -> None:
     for module in MODULES:
         module.register(app)
     guard = CsrfGuard()
+    app.route("/static/<path:path>", "GET", static)
     for route in app.routes[before:]:
         route.plugins.append(guard)
+        # The display's pages and their own session+CSRF JSON calls are not the public API:
+        # the OpenAPI document (and its test) leave them out.
+        route.config["hub.page"] = True
         route.reset()
-    app.route("/static/<path:path>", "GET", static)
