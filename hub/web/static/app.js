@@ -92,6 +92,26 @@
     var note = byId("live-stale");
     if (note) { note.hidden = !stale; }
   }
+  var ICONS = { green: "✓", amber: "-", red: "✕", unknown: "?" };
+  function renderCard(light) {
+    var card = byId("goodtime");
+    if (!card || !light || card.classList.contains("light-" + light.light)) { return; }
+    ["green", "amber", "red", "unknown"].forEach(function (l) { card.classList.remove("light-" + l); });
+    card.classList.add("light-" + light.light);
+    Array.prototype.forEach.call(card.querySelectorAll(".lamp"), function (lamp) {
+      var lit = lamp.classList.contains("lamp-" + light.light);
+      lamp.classList.toggle("lit", lit);
+      lamp.textContent = lit ? ICONS[light.light] : "";
+    });
+    var head = byId("gt-head");
+    head.textContent = "";
+    var icon = document.createElement("span");
+    icon.className = "gt-icon"; icon.setAttribute("aria-hidden", "true");
+    icon.textContent = ICONS[light.light];
+    head.appendChild(icon);
+    head.appendChild(document.createTextNode(" " + t("js.card_" + light.light)));
+    setText("gt-detail", "");  // the times are the server's: shown again on the next load
+  }
   function applyLive(data) {
     live = data;
     if (byId("live-power")) {
@@ -103,6 +123,7 @@
     if (data.band && byId("band")) {
       setText("band", data.band.name + " · " + data.band.price.toFixed(2) + "p/kWh");
     }
+    renderCard(data.light);
     renderAge();
     showPairing(data.pairing || []);
   }
