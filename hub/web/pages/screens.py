@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
+from datetime import date, datetime
 
 import bottle
 from bottle import request, response
@@ -93,7 +93,9 @@ def use_page():
     bars = fmt.bars([v for _, v in view.bars], labels,
                     [fmt.kwh(v) for _, v in view.bars], ["bar-use"] * len(view.bars),
                     width=480, height=120)
-    return render("use", "use.title", view=view, bars=bars, kind=kind,
+    days = [None if kind == "day" else datetime.fromtimestamp(t, zone).date().isoformat()
+            for t, _ in view.bars]  # week/month rows open that day's half-hours
+    return render("use", "use.title", view=view, bars=bars, kind=kind, days=days,
                   prev=view.period.step(-1).first.isoformat(),
                   next=view.period.step(1).first.isoformat())
 

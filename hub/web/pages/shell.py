@@ -125,6 +125,7 @@ def render(template: str, title: str, status: int = 200, **data: Any) -> str:
         "js_messages": json.dumps({"lang": lang, "messages": cat.js()}, ensure_ascii=False)
         .replace("</", "<\\/"),
         "kiosk": False,
+        "household_name": ctx().households.get(user.id).name if user else "",
     } | data
     return bottle.template(template, template_lookup=TEMPLATES, **values)
 

@@ -18,7 +18,7 @@
 <header class="top">
   <a class="brand" href="/">CydYnni</a>
   % if user:
-  <span class="who">{{user.username}}</span>
+  <span class="who">{{get('household_name') or user.username}}</span>
   % end
   <nav class="lang" aria-label="{{_('nav.language')}}">
     <a href="?lang=en" hreflang="en" lang="en" {{!'aria-current="true"' if lang == 'en' else ''}}>English</a>

@@ -42,8 +42,14 @@
     <table id="use-table">
       <thead><tr><th scope="col">{{_('chart.time')}}</th><th scope="col">kWh</th></tr></thead>
       <tbody>
-      % for b in bars:
-        <tr><td>{{b.label}}</td><td>{{b.value}}</td></tr>
+      % for b, d in zip(bars, days):
+        <tr><td>
+        % if d:
+        <a href="/use?period=day&amp;day={{d}}">{{b.label}}</a>
+        % else:
+        {{b.label}}
+        % end
+        </td><td>{{b.value}}</td></tr>
       % end
       </tbody>
     </table>
