@@ -77,6 +77,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pairing_window", 60, "Seconds a device has to fetch its credentials after Allow."),
     # Server sync and updates
     Setting("server_url", "", "Community server to sync with; empty when not provisioned."),
+    # In-home display
+    Setting("update_status_file", "/data/ota/status.json",
+            "Update agent status JSON the Updates page reads; absent = updates not set up."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
