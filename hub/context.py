@@ -23,6 +23,7 @@ from hub.device.templates import DeviceTemplates
 from hub.feed.store import FeedStore
 from hub.input.store import InputStore
 from hub.names import RedisKeys
+from hub.sync.store import SyncStore
 from hub.user.store import UserStore
 
 
@@ -81,6 +82,10 @@ class HubContext:
     @cached_property
     def signal(self) -> SignalStore:
         return SignalStore(self.redis, self.keys, self.config.timezone)
+
+    @cached_property
+    def sync(self) -> SyncStore:
+        return SyncStore(self.config.data_dir, self.config.feed_dir)
 
     def close(self) -> None:
         if "db" in self.__dict__:
