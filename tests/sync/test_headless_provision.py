@@ -34,7 +34,7 @@ def apply(headless, root: Path, text: str) -> tuple[Path, str]:
 
 def test_server_key_becomes_a_private_request_and_leaves_the_boot_file(headless, root,
                                                                        capsys):
-    setup, text = apply(headless, root, f"server_url = https://energy.example.org/\n"
+    _, text = apply(headless, root, f"server_url = https://energy.example.org/\n"
                                         f"server_apikey = {KEY}\n")
     request = root / headless.PROVISION_FILE
     assert stat.S_IMODE(request.stat().st_mode) == 0o600
