@@ -163,10 +163,11 @@ class ServerLink:
             raise TlsFailure(f"{where}: TLS failed ({exc.reason or exc})") from None
         except TimeoutError:
             conn.close()
-            raise Unreachable(f"{where}: no answer within the timeout") from None
+            raise Unreachable(f"cannot reach the server {where}: no answer within the "
+                              "timeout") from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise Unreachable(f"{where}: {_describe(exc)}") from None
+            raise Unreachable(f"cannot reach the server {where}: {_describe(exc)}") from None
         try:
             self._check_status(response, path)
         except LinkError:
@@ -182,9 +183,9 @@ class ServerLink:
             location = response.getheader("Location", "")
             target = urllib.parse.urlsplit(urllib.parse.urljoin(self.base, location))
             elsewhere = (target.scheme, target.netloc) != (self.parts.scheme, self.parts.netloc)
-            raise BadAnswer(f"{path}: the server redirected to "
-                            f"{'another host ' + target.netloc if elsewhere else location!r}; "
-                            "redirects are refused (check the server URL)", "redirect")
+            where = f"another host ({target.netloc})" if elsewhere else repr(location)
+            raise BadAnswer(f"{path}: the server redirected to {where}; redirects are "
+                            "refused (check the server URL)", "redirect")
         message = _server_message(response)
         if status in (401, 403):
             raise AuthRefused(f"{path}: the server refused the API key or login "

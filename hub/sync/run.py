@@ -173,7 +173,8 @@ class SyncRun:
         local = self.engine.get_meta(local_id)
         result.local_bytes = local.npoints * VALUE
         partial = self._partial(local_id)
-        if partial.exists() and self._partial_info(local_id) != _identity(meta):
+        if partial.exists() and (self._partial_info(local_id) or {}).get(
+                "identity") != _identity(meta):
             self._drop_partial(local_id)
         full = (partial.exists() or local.interval != interval or not local.npoints
                 or local.start_time != meta["start_time"]

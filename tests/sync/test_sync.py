@@ -78,3 +78,37 @@ def test_mirrored_feeds_are_read_only_through_the_api(linked, remote, client, ne
     status = login.get("/sync/status.json").json()
     assert status["provisioned"] and status["link"]["url"] == linked.sync.link().url
     assert remote.apikey not in login.get("/sync/status.json").text
+
+
+def test_the_byte_cap_splits_a_download_over_runs(linked, remote, proxy):
+    from hub.config import Config
+
+    linked.config = Config({**linked.config, "sync_max_bytes": 5_000_000})
+    first = sync_once(linked)
+    hydro = next(f for f in first["feeds"] if f["name"] == "hydro")
+    assert first["last_run"]["ok"] and first["more"]
+    assert hydro["result"] == "partial" and 0 < hydro["progress"] < 1
+    assert first["next_run"] - first["last_run"]["finished"] <= linked.config.sync_retry_min
+    local_id = hydro["local_id"]
+    assert linked.feeds.engine.get_meta(local_id).npoints == 0  # not swapped in until whole
+    for _ in range(3):
+        status = sync_once(linked)
+    assert status["last_run"]["ok"] and not status["more"]
+    assert_mirrors(linked, remote)
+
+
+def test_a_partial_download_that_no_longer_matches_starts_again(linked, remote, proxy):
+    from hub.config import Config
+
+    linked.config = Config({**linked.config, "sync_max_bytes": 4_000_000})
+    first = sync_once(linked)
+    hydro = next(f for f in first["feeds"] if f["name"] == "hydro")
+    meta = remote.ctx.feeds.engine.get_meta(remote.feeds["hydro"])
+    slot_time = meta.start_time + meta.interval * (hydro["local_bytes"] // 4 - 1)
+    remote.ctx.feeds.engine.write_points(remote.feeds["hydro"], [(slot_time, -42.0)],
+                                         now=slot_time)
+    second = sync_once(linked)
+    assert second["last_run"]["error_code"] == "changed", second
+    linked.config = Config({**linked.config, "sync_max_bytes": 64_000_000})
+    assert sync_once(linked)["last_run"]["ok"]
+    assert_mirrors(linked, remote)
