@@ -308,11 +308,13 @@ OPS: tuple[Op, ...] = (
                        remote={"type": "object"})},
                    mapping={"type": "array"})),
     Op(("/sync/provision.json",), ("POST",), "admin",
-       "Set the server: `url` and the read `apikey`, or `username` + `password` (exchanged "
-       "once through user/auth.json, not kept). Checked with a test call before it is "
-       "stored; 400 for bad settings, 502 when the server check fails.",
+       "Set the server: `url` and the household's read key on it (`server_apikey`), or "
+       "`username` + `password` there (exchanged once through user/auth.json, not kept). "
+       "Checked with a test call before it is stored; 400 for bad settings, 502 when the "
+       "server check fails (the message says why).",
        (P("url", help="https://host[/path]; default the server_url setting."),
-        P("apikey"), P("username"), P("password"),
+        P("server_apikey", help="Read API key on the server (`apikey` is this hub's)."),
+        P("username", help="Login on the server."), P("password"),
         P("allow_http", enum=FLAG, help="1 to allow a plain http URL."),
         P("ca_pem", help="PEM of a private CA to trust instead of the system CAs.")),
        tag="sync", result=_obj(success=_B, link={"type": "object"})),

@@ -38,7 +38,7 @@ def provision():
     try:
         ca_file = store.copy_ca(ca_pem) if ca_pem else ""
         request = ProvisionRequest(url=param("url", ctx().config.server_url),
-                                   apikey=param("apikey", ""),
+                                   apikey=param("server_apikey", ""),
                                    username=param("username", ""),
                                    password=param("password", ""),
                                    allow_http=_flag("allow_http"), ca_file=ca_file,
