@@ -85,7 +85,8 @@ class HubContext:
 
     @cached_property
     def sync(self) -> SyncStore:
-        return SyncStore(self.config.data_dir, self.config.feed_dir)
+        return SyncStore(self.config.data_dir, self.config.feed_dir, self.redis,
+                         self.keys.sync_progress)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_JSON_BYTES = 4 * 1024 * 1024  # feed/list.json of a few hundred feeds is ~100 kB
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 USER_AGENT = "cydynni-hub-sync/1"
 
 

@@ -42,7 +42,7 @@ from hub.sync.store import LOCAL_TAG, Link, NotProvisioned, SyncStore, read_json
 log = logging.getLogger(__name__)
 
 VALUE = phpfina.VALUE_SIZE
-CHECKPOINT_BYTES = 4 * 1024 * 1024
+CHECKPOINT_BYTES = 4 * 1024 * 1024  # fdatasync + note this often during a full download
 STATUS_EVERY_S = 5.0
 DEFAULT_LIMITS = Limits()
 
@@ -88,6 +88,8 @@ class SyncRun:
         self.bytes = 0
         self.more = False  # the byte cap stopped something: run again soon
         self._status_at = 0.0
+        self.started = 0
+        self.message = ""
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -97,9 +99,9 @@ class SyncRun:
             link = self.store.link()
             if link is None:
                 raise NotProvisioned("no server is set up")
-            started = int(time.time())
-            self.store.update_status(state="running", started=started,
-                                     message=f"syncing with {link.url}")
+            started = self.started = int(time.time())
+            self.message = f"syncing with {link.url}"
+            self._progress(force=True)
             error: LinkError | None = None
             try:
                 self._run(link)
@@ -120,7 +122,7 @@ class SyncRun:
                 fields["feeds"] = [r.as_dict() for r in self.results]
             if ok:
                 fields["last_ok"] = last["finished"]
-            return self.store.update_status(**fields)
+            return fields
 
     def _run(self, link: Link) -> None:
         server = self.link_factory(link.settings, link.apikey, self.limits, self.cancelled)
@@ -153,7 +155,9 @@ class SyncRun:
         now = time.monotonic()
         if force or now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now
-            self.store.update_status(feeds=[r.as_dict() for r in self.results])
+            self.store.set_progress(state="running", started=self.started,
+                                    message=self.message,
+                                    feeds=[r.as_dict() for r in self.results])
 
     # -- one feed ----------------------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class SyncRun:
                 raise BadAnswer(f"feed/export.json: more data than the {meta['npoints']} "
                                 "points getmeta announced", "too_long")
             buf.extend(chunk)
+            self._progress()
 
         transfer = server.export(remote_id, size, sink, cap)
         if transfer.announced is not None and transfer.announced > most:
@@ -260,7 +265,8 @@ class SyncRun:
         fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             os.ftruncate(fd, verified)
-            self._checkpoint(fd, local_id, meta, verified)
+            if not verified:
+                self._checkpoint(fd, local_id, meta, 0)
             state = {"written": verified, "overlap": b"", "since_checkpoint": 0}
             expect_overlap = verified >= VALUE
             ours = os.pread(fd, VALUE, verified - VALUE) if expect_overlap else b""
@@ -278,14 +284,14 @@ class SyncRun:
                                     "points getmeta announced", "too_long")
                 if chunk:
                     os.pwrite(fd, chunk, state["written"])
+                    self.store.bytes_written += len(chunk)
                     state["written"] += len(chunk)
                     state["since_checkpoint"] += len(chunk)
+                    result.local_bytes = state["written"]
+                    self._progress()
                 if state["since_checkpoint"] >= CHECKPOINT_BYTES:
                     self._checkpoint(fd, local_id, meta, state["written"])
                     state["since_checkpoint"] = 0
-                    result.local_bytes = state["written"]
-                    result.bytes = state["written"] - start
-                    self._progress()
 
             cap = min(self.budget, most - start) + (VALUE if expect_overlap else 0)
             try:
@@ -333,9 +339,12 @@ class SyncRun:
         return info if isinstance(info, dict) else None
 
     def _checkpoint(self, fd: int, local_id: int, meta: dict[str, int], verified: int) -> None:
+        """Data first, then the note of how much is good. The note needs no fsync: lost in a
+        power cut, an older note only makes the next run fetch a little more again."""
         os.fdatasync(fd)
-        write_json(self._info_path(local_id), {"identity": _identity(meta),
-                                               "verified": verified})
+        self.store.bytes_written += write_json(
+            self._info_path(local_id), {"identity": _identity(meta), "verified": verified},
+            sync=False)
 
     def _drop_partial(self, local_id: int) -> None:
         for path in (self._partial(local_id), self._info_path(local_id)):
@@ -396,24 +405,27 @@ def sync_once(ctx, cancelled: Callable[[], bool] = lambda: False) -> dict[str, A
     run = SyncRun(store, ctx.feeds, ctx.keys, limits=limits_from(config),
                   max_bytes=config.sync_max_bytes, cancelled=cancelled)
     try:
-        status = run.run()
+        fields = run.run()
     except NotProvisioned:
         return store.status()
     except (LinkError, phpfina.FeedError, OSError, *SERVER_ERRORS) as exc:
         log.exception("sync run failed")
-        status = store.update_status(state="error", message=f"sync failed: {exc}",
-                                     last_run={"started": int(time.time()), "ok": False,
-                                               "finished": int(time.time()), "bytes": 0,
-                                               "error": str(exc), "error_code": "local_error"})
-    ok = status.get("last_run", {}).get("ok", False)
-    failures = 0 if ok else int(status.get("failures", 0)) + 1
-    if ok and status.get("more"):
+        now = int(time.time())
+        fields = {"state": "error", "message": f"sync failed: {exc}",
+                  "last_run": {"started": now, "ok": False, "finished": now, "bytes": 0,
+                               "error": str(exc), "error_code": "local_error"}}
+    ok = fields["last_run"]["ok"]
+    failures = 0 if ok else int(store.status().get("failures", 0)) + 1
+    if ok and fields.get("more"):
         wait = config.sync_retry_min
     elif ok:
         wait = config.sync_interval
     else:
         wait = _backoff(config, failures)
-    return store.update_status(failures=failures, next_run=int(time.time() + wait))
+    status = store.update_status(**fields, failures=failures,
+                                 next_run=int(time.time() + wait))  # one write per run
+    store.clear_progress()
+    return status
 
 
 def _backoff(config, failures: int) -> float:

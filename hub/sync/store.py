@@ -6,7 +6,9 @@
   boot, written by the headless config); removed once applied or refused.
 - `mapping.json`: rules remote tag/name → local name (DEFAULT_RULES until changed).
 - `mirrors.json`: remote feed id → local feed id; these feeds are read-only through the API.
-- `status.json`: the last run and each feed's progress and last result.
+- `status.json`: the last run and each feed's last result, written once per run (SD wear);
+  while a run is going its live state and progress are in Redis (`sync:progress`, TTL 60 s)
+  and `status()` shows them over the file.
 - `run-now`: the API asked for a run; the worker starts one and removes it.
 - `run.lock`: flock held by the one running sync (in any process).
 - `<feeds>/<id>.dat.sync` + `<id>.sync.json`: a full download in progress (resumed).
@@ -30,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from hub.sync.link import InvalidLink, LinkError, LinkSettings, ServerLink, check_url
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ DEFAULT_RULES: tuple[dict[str, str], ...] = (
 )
 _RULE_TEXT = re.compile(r"^[\w\s:.*-]{1,64}$")
 MAX_RULES = 64
+PROGRESS_TTL_S = 60
 APIKEY_RE = re.compile(r"^[0-9A-Za-z]{16,64}$")
 
 
@@ -84,20 +89,25 @@ class ProvisionRequest:
     user_id: int = 1
 
 
-def write_json(path: Path, doc: Any, mode: int = 0o644) -> None:
+def write_json(path: Path, doc: Any, mode: int = 0o644, sync: bool = True) -> int:
+    """Replace `path` atomically with `doc` (fsync'd unless `sync` is False: then a power
+    cut may bring back the previous version, never a torn one); the bytes written."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
-            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return len(data)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -136,9 +146,13 @@ def check_rules(rules: Any) -> list[dict[str, str]]:
 
 
 class SyncStore:
-    def __init__(self, data_dir: Path, feed_dir: Path) -> None:
+    def __init__(self, data_dir: Path, feed_dir: Path, redis_client: redis.Redis | None = None,
+                 progress_key: str = "") -> None:
         self.dir = Path(data_dir) / "sync"
         self.feed_dir = Path(feed_dir)
+        self.redis = redis_client
+        self.progress_key = progress_key
+        self.bytes_written = 0  # bytes this store wrote to files (bench: bytes per point)
         self._mirror_cache: tuple[float, dict[int, int]] = (-1.0, {})
 
     def path(self, name: str) -> Path:
@@ -253,7 +267,8 @@ class SyncStore:
     def set_mirror(self, remote_id: int, local_id: int) -> None:
         mirrors = self.mirrors()
         mirrors[remote_id] = local_id
-        write_json(self.path("mirrors.json"), {str(k): v for k, v in mirrors.items()})
+        self.bytes_written += write_json(self.path("mirrors.json"),
+                                         {str(k): v for k, v in mirrors.items()})
 
     def is_mirrored(self, local_id: int) -> bool:
         return local_id in self.mirrors().values()
@@ -262,6 +277,9 @@ class SyncStore:
 
     def status(self) -> dict[str, Any]:
         doc = read_json(self.path("status.json"), {})
+        live = self.progress()
+        if live:
+            doc.update(live)
         link = self.link()
         doc.setdefault("feeds", [])
         doc["provisioned"] = link is not None
@@ -277,8 +295,35 @@ class SyncStore:
     def update_status(self, **fields: Any) -> dict[str, Any]:
         doc = read_json(self.path("status.json"), {})
         doc.update(fields)
-        write_json(self.path("status.json"), doc)
+        self.bytes_written += write_json(self.path("status.json"), doc)
         return doc
+
+    def set_progress(self, **fields: Any) -> None:
+        """Live state of a running sync (Redis, not the SD card); expires if the run dies."""
+        if self.redis is None:
+            return
+        try:
+            self.redis.set(self.progress_key, json.dumps(fields), ex=PROGRESS_TTL_S)
+        except redis.RedisError as exc:  # progress is decoration: never fail a run on it
+            log.warning("cannot publish sync progress: %s", exc)
+
+    def clear_progress(self) -> None:
+        if self.redis is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.redis.delete(self.progress_key)
+
+    def progress(self) -> dict[str, Any] | None:
+        if self.redis is None:
+            return None
+        try:
+            raw = self.redis.get(self.progress_key)
+        except redis.RedisError:
+            return None
+        return json.loads(raw) if raw else None
+
+    def has_partial(self) -> bool:
+        """A full download was interrupted (by a stop, a kill or a power cut)."""
+        return any(self.feed_dir.glob("*.sync.json"))
 
     def request_run(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)

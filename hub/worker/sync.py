@@ -35,6 +35,7 @@ class SyncService:
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
         self.busy_until = 0.0
+        self.first_tick = True
 
     def topics(self) -> list[str]:
         return []
@@ -45,7 +46,9 @@ class SyncService:
     def tick(self, now: float) -> None:
         if self.stopping.is_set() or (self.thread and self.thread.is_alive()):
             return
-        if not self._due(now):
+        due = self._due(now)
+        self.first_tick = False
+        if not due:
             return
         self.thread = threading.Thread(target=self._run, name="hub-sync", daemon=True)
         self.thread.start()
@@ -58,8 +61,8 @@ class SyncService:
         status = self.store.status()
         if self.store.link() is None and self.store.pending_request() is None:
             return False
-        if status.get("state") == "running":
-            return True  # a run that died with its process: resume it
+        if self.first_tick and self.store.has_partial():
+            return True  # a download that died with its process: resume it now
         return now >= float(status.get("next_run", 0) or 0)
 
     def _run(self) -> None:
