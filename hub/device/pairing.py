@@ -73,15 +73,14 @@ def _hint(value: Any) -> str:
     return _HINT_RE.sub("", str(value or ""))[:64]
 
 
+@dataclass(eq=False)
 class Pairing:
-    def __init__(self, redis_client: redis.Redis, keys: RedisKeys, devices: DeviceStore,
-                 broker_admin: BrokerAdmin, window_s: int, base_topic: str) -> None:
-        self.redis = redis_client
-        self.keys = keys
-        self.devices = devices
-        self.broker_admin = broker_admin
-        self.window_s = window_s
-        self.base_topic = base_topic
+    redis: redis.Redis
+    keys: RedisKeys
+    devices: DeviceStore
+    broker_admin: BrokerAdmin
+    window_s: int  # how long an allowed device has to fetch its account
+    base_topic: str  # device accounts get <base_topic>/<account>
 
     def _k(self, *parts: object) -> str:
         return self.keys.pairing(*parts)

@@ -75,14 +75,13 @@ def _definition(row: dict[str, Any]) -> ScheduleDefinition:
                               days, once_on, row["mode"], row["on_completion"])
 
 
+@dataclass(eq=False)
 class ScheduleStore:
-    def __init__(self, db: Database, redis_client: redis.Redis, keys: RedisKeys,
-                 devices: DeviceStore, timezone: str) -> None:
-        self.db = db
-        self.redis = redis_client
-        self.keys = keys
-        self.devices = devices
-        self.timezone = timezone
+    db: Database
+    redis: redis.Redis
+    keys: RedisKeys
+    devices: DeviceStore
+    timezone: str
 
     def set(self, device_id: int, obj: Any, now: float | None = None) -> StoredSchedule:
         """Validate and store a definition; the current occurrence is re-planned from scratch.

@@ -82,13 +82,12 @@ def validate_name(name: str) -> str:
     return name
 
 
+@dataclass(eq=False)
 class DeviceStore:
-    def __init__(self, db: Database, redis_client: redis.Redis, keys: RedisKeys,
-                 broker_admin: BrokerAdmin) -> None:
-        self.db = db
-        self.redis = redis_client
-        self.keys = keys
-        self.broker_admin = broker_admin
+    db: Database
+    redis: redis.Redis
+    keys: RedisKeys
+    broker_admin: BrokerAdmin
 
     # -- rows --------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,15 @@ def template_for(device) -> dict[str, Any] | None:
     return found.get(device.node_type) or found.get(device.type)
 
 
+@dataclass(eq=False)
 class DeviceTemplates:
     """Applies templates to devices: feeds at first sight, input links once readings come."""
 
-    def __init__(self, feeds: FeedStore, inputs: InputStore, redis_client: redis.Redis,
-                 keys: RedisKeys, mqtt_base_topic: str) -> None:
-        self.feeds = feeds
-        self.inputs = inputs
-        self.redis = redis_client
-        self.keys = keys
-        self.mqtt_base_topic = mqtt_base_topic
+    feeds: FeedStore
+    inputs: InputStore
+    redis: redis.Redis
+    keys: RedisKeys
+    mqtt_base_topic: str
 
     def apply(self, device: Device) -> list[int]:
         """Create the template's feeds for `device`; returns the ids of feeds created."""

@@ -134,13 +134,12 @@ def _row_to_user(row: dict) -> User:
                 timezone=row["timezone"])
 
 
+@dataclass(eq=False)
 class UserStore:
-    def __init__(self, db: Database, redis_client: redis.Redis, keys: RedisKeys,
-                 config: Config) -> None:
-        self.db = db
-        self.redis = redis_client
-        self.keys = keys
-        self.config = config
+    db: Database
+    redis: redis.Redis
+    keys: RedisKeys
+    config: Config
 
     # -- lookups ---------------------------------------------------------------------------
 
