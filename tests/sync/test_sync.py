@@ -4,6 +4,8 @@ re-download when the server's history changed, and the status the Settings page 
 from __future__ import annotations
 
 import stat
+import struct
+from pathlib import Path
 
 from hub.sync.run import sync_once
 from tests.sync.conftest import local_files, mapped
@@ -112,3 +114,25 @@ def test_a_partial_download_that_no_longer_matches_starts_again(linked, remote, 
     linked.config = Config({**linked.config, "sync_max_bytes": 64_000_000})
     assert sync_once(linked)["last_run"]["ok"]
     assert_mirrors(linked, remote)
+
+
+def test_a_changed_interval_on_the_server_is_mirrored(linked, remote, proxy, tmp_path):
+    sync_once(linked)
+    engine = remote.ctx.feeds.engine
+    feed_id = remote.feeds["use_hh"]
+    saved_dat, saved_meta = remote.files("use_hh")
+    hourly = saved_dat[: len(saved_dat) // 8 * 4]  # half as many points, hourly
+    new = Path(engine.datadir) / f"{feed_id}.dat.new"
+    new.write_bytes(hourly)
+    start = engine.get_meta(feed_id).start_time
+    engine.replace_feed(feed_id, 3600, start, str(new))
+    try:
+        status = sync_once(linked)
+        feed = next(f for f in status["feeds"] if f["name"] == "use_hh")
+        assert feed["mode"] == "full", feed
+        assert local_files(linked, remote, "use_hh") == remote.files("use_hh")
+        assert linked.feeds.get(feed["local_id"]).interval == 3600
+    finally:
+        new.write_bytes(saved_dat)
+        interval, start = struct.unpack("<II", saved_meta[8:])
+        engine.replace_feed(feed_id, interval, start, str(new))
