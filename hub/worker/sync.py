@@ -74,6 +74,8 @@ class SyncService:
             self.busy_until = time.time() + BUSY_WAIT_S
         except Exception:
             log.exception("sync run crashed")
+        finally:
+            self.ctx.db.close()  # this thread's own MariaDB connection (they are per thread)
 
     def stop(self) -> None:
         self.stopping.set()
