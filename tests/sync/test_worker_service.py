@@ -14,7 +14,7 @@ def test_ingest_is_not_blocked_by_a_running_sync(servers, linked, household, rem
     linked.sync.request_run()
     with worker_thread(worker_config(linked.config)) as wctx, publisher(servers) as pub:
         deadline = time.monotonic() + 30
-        while not (linked.sync.progress() or {}).get("state") == "running":
+        while (linked.sync.progress() or {}).get("state") != "running":
             assert time.monotonic() < deadline, "no sync started"
             time.sleep(0.1)
         for value in (1.0, 2.0, 3.0):
