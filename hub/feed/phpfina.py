@@ -39,6 +39,9 @@ start_time instead of refusing every post as emoncms does (its issues #1604/#110
 Reads (``read``) follow emoncms ``get_data_combined`` plus the ``Feed::get_data`` wrapper:
 end is inclusive, averaging is over [div_start, div_end) ignoring NaN, the non-averaged value
 is the slot at floor((t - start_time) / interval), calendar intervals step in local time.
+Averages add in a fixed dyadic order and take whole-block sums from the ``<id>.summary``
+sidecar when it is in step (hub/feed/summary.py): the same answers, bit for bit,
+with or without it (``summaries=False`` reads plain).
 Unflushed points can be passed as ``pending``: they are laid over the file exactly as a
 later ``write_points`` would write them (emoncms only fills null slots; we override).
 
@@ -63,6 +66,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from hub.feed import summary as sidecar
+
 # --- tunables ------------------------------------------------------------------------------
 MIN_INTERVAL = 1  # smallest feed interval accepted by create() (emoncms min_feed_interval)
 MAX_INTERVAL = 366 * 86400  # largest feed interval accepted by create()
@@ -74,6 +79,7 @@ DEFAULT_DIVISIONS = 800  # interval < 1 in a read means (end - start) / DEFAULT_
 FSYNC = True  # fdatasync each .dat after a batch; see "Durability" above
 CSV_DECIMALS = 2  # emoncms csv_decimal_places
 CSV_SEPARATOR = ","  # emoncms csv_field_separator
+SUMMARIES = True  # keep a <id>.summary sidecar per feed for fast averaged reads
 
 # --- binary layout -------------------------------------------------------------------------
 META_FORMAT = "<IIII"  # legacy_id, legacy_npoints, interval, start_time
@@ -169,13 +175,15 @@ class PHPFina:
 
     def __init__(self, datadir: str, *, min_interval: int = MIN_INTERVAL,
                  max_future: int = MAX_FUTURE_SECONDS, fsync: bool = FSYNC,
-                 now: Callable[[], float] = _time.time):
+                 now: Callable[[], float] = _time.time, summaries: bool = SUMMARIES):
         self.datadir = os.fspath(datadir)
         self.min_interval = min_interval
         self.max_future = max_future
         self.fsync = fsync
         self.now = now
         self.bytes_written = 0  # every byte this engine passed to write calls (bench 3)
+        self.summaries = summaries  # see hub/feed/summary.py
+        self.summary_bytes_written = 0  # the part of bytes_written that went to sidecars
 
     # -- paths and meta ---------------------------------------------------------------------
     def meta_path(self, feed_id: int) -> str:
@@ -212,6 +220,7 @@ class PHPFina:
     def delete(self, feed_id: int) -> None:
         if not self.exists(feed_id):
             raise FeedNotFound(feed_id)
+        sidecar.delete(self, feed_id)
         _unlink_quietly(self.dat_path(feed_id))
         _unlink_quietly(self.meta_path(feed_id))
 
@@ -253,6 +262,7 @@ class PHPFina:
             fd = os.open(dat_path, os.O_RDWR)
         except FileNotFoundError:
             raise CorruptFeed(dat_path, "data file missing while meta exists") from None
+        summary = None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with open(meta_path, "rb") as f:
@@ -261,6 +271,9 @@ class PHPFina:
             plan = _plan_write(meta, times, values, padding_mode, now + self.max_future,
                                lambda pos: _read_slot(fd, pos))
             result = WriteResult(dropped=plan.dropped)
+            if self.summaries and (len(plan.tail) or len(plan.overwrite_pos)):
+                summary = sidecar.prepare_write(self, feed_id, fd, meta,
+                                                        plan.overwrite_pos)
             if plan.start_time != meta.start_time:
                 self._replace_meta(meta_path, meta.interval, plan.start_time)
                 result.bytes_written += META_SIZE
@@ -273,7 +286,16 @@ class PHPFina:
                 result.appended = len(plan.tail)
             if self.fsync and result.written:
                 os.fdatasync(fd)
+            if summary is not None:
+                before = self.summary_bytes_written
+                sidecar.finish_write(
+                    self, summary, fd, FeedMeta(feed_id, meta.interval, plan.start_time,
+                                                meta.npoints + len(plan.tail)),
+                    plan.overwrite_pos)
+                result.bytes_written += self.summary_bytes_written - before
         finally:
+            if summary is not None:
+                summary.close()
             os.close(fd)  # also releases the flock
         return result
 
@@ -324,6 +346,8 @@ class PHPFina:
             plan = _plan_write(meta, times, values, padding_mode, now + self.max_future,
                                lambda pos: float(base[pos]))
             view = view.overlaid(plan)
+        if self.summaries:  # opened only by an averaged read
+            view.open_summary = lambda: sidecar.open_for_read(self, meta)
         return view
 
     def read(self, feed_id: int, start: float, end: float, interval: int | str, *,
@@ -463,6 +487,8 @@ class PHPFina:
 class FeedView:
     """Values of a feed, positions 0..npoints-1, with an optional overlay of pending points."""
 
+    open_summary: Callable[[], sidecar.Summary | None] | None = None
+
     def __init__(self, meta: FeedMeta, base: np.ndarray, base_npoints: int | None = None,
                  overwrite_pos: np.ndarray | None = None,
                  overwrite_val: np.ndarray | None = None, tail: np.ndarray | None = None):
@@ -592,25 +618,8 @@ def _averages(view: FeedView, div_starts: np.ndarray, div_ends: np.ndarray) -> n
     a = np.clip((div_starts - meta.start_time) // meta.interval, 0, meta.npoints)
     b = np.clip((div_ends - meta.start_time) // meta.interval, 0, meta.npoints)
     b = np.maximum(a, b)
-    out = np.full(len(a), np.nan)
-    nonempty = b > a
-    if not nonempty.any():
-        return out
-    first, last = int(a[nonempty][0]), int(b[nonempty][-1])
-    block = view.values(first, last)
-    # Divisions are contiguous, so each non-empty one runs up to the next non-empty start.
-    starts = a[nonempty] - first
-    lengths = (b - a)[nonempty]
-    gaps = np.isnan(block)
-    if gaps.any():
-        sums = np.add.reduceat(np.where(gaps, np.float32(0), block), starts, dtype=np.float64)
-        counts = lengths - np.add.reduceat(gaps, starts, dtype=np.int64)
-    else:
-        sums = np.add.reduceat(block, starts, dtype=np.float64)
-        counts = lengths
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[nonempty] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return out
+    # Canonical dyadic sums, from the summary sidecar where it holds them.
+    return sidecar.bucket_means(view, a, b)
 
 
 def _deltas(times: list[int], values: list, current: dict) -> list:
@@ -847,10 +856,11 @@ def _calendar_step(local: datetime, interval: str, tz: ZoneInfo) -> int:
         d += timedelta(days=1)
     elif interval == "weekly":
         d += timedelta(days=7)
-    elif interval == "monthly":
-        d = d.replace(year=d.year + d.month // 12, month=d.month % 12 + 1)
-    else:
-        d = d.replace(year=d.year + 1)
+    elif interval == "monthly":  # PHP "+1 month" overflows: 31 Mar -> "31 Apr" = 1 May
+        d = d.replace(year=d.year + d.month // 12, month=d.month % 12 + 1, day=1) + timedelta(
+            days=d.day - 1)
+    else:  # PHP "+1 year": 29 Feb 2024 -> 1 Mar 2025
+        d = d.replace(year=d.year + 1, day=1) + timedelta(days=d.day - 1)
     return int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
 
 

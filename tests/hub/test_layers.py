@@ -24,7 +24,8 @@ LAYERS: dict[str, str] = {
     # base: settings and the names both sides share
     "hub": "base", "hub.config": "base", "hub.names": "base",
     # lib: pure libraries (parsing, the feed engine, the optimiser, device protocols)
-    "hub.scheduler": "lib", "hub.feed.phpfina": "lib", "hub.input.readings": "lib",
+    "hub.scheduler": "lib", "hub.feed.phpfina": "lib", "hub.feed.summary": "lib",
+    "hub.input.readings": "lib",
     "hub.device.adapters": "lib", "hub.device.errors": "lib",
     # store: MariaDB/Redis/broker-backed models; hub.context wires them
     "hub.errors": "store", "hub.db": "store", "hub.feed": "store", "hub.input": "store",
