@@ -443,6 +443,7 @@ class PHPFina:
         if not os.path.exists(meta_path):
             raise FeedNotFound(feed_id)
         fd = os.open(dat_path, os.O_RDWR)
+        summary = None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with open(meta_path, "rb") as f:
@@ -453,12 +454,20 @@ class PHPFina:
                                 f"{offset // VALUE_SIZE} the append expected")
             if not data:
                 return 0
+            if self.summaries:
+                summary = sidecar.prepare_write(self, feed_id, fd, meta, _EMPTY_POS)
             written = self._write_all(fd, data, offset)
             if os.fstat(fd).st_size > offset + written:
                 os.ftruncate(fd, offset + written)
             if self.fsync:
                 os.fdatasync(fd)
+            if summary is not None:  # the sidecar follows the new tail, as after a batch
+                sidecar.finish_write(self, summary, fd, FeedMeta(
+                    feed_id, meta.interval, meta.start_time,
+                    meta.npoints + written // VALUE_SIZE), _EMPTY_POS)
         finally:
+            if summary is not None:
+                summary.close()
             os.close(fd)
         return written
 
@@ -466,9 +475,10 @@ class PHPFina:
                      new_dat_path: str) -> FeedMeta:
         """Replace a feed's files with a complete new .dat (already written and synced by
         the caller, in ``datadir``) and a meta {interval, start_time}: the one place that
-        swaps a feed's files wholesale, so derived files (summaries, caches) must be dropped
-        or rebuilt here. Each file is swapped by rename; the .dat goes first, so a crash in
-        between leaves a meta that disagrees with the mirror's source and is redone."""
+        swaps a feed's files wholesale, so derived files are dropped and rebuilt here (the
+        summary sidecar, hub/feed/summary.py). Each file is swapped by rename; the .dat
+        goes first, so a crash in between leaves a meta that disagrees with the mirror's
+        source and is redone."""
         interval = validate_interval(interval, self.min_interval)
         if not self.exists(feed_id):
             raise FeedNotFound(feed_id)
@@ -478,9 +488,20 @@ class PHPFina:
         if size % VALUE_SIZE or (size and not start_time) or start_time < 0:
             raise FeedError(f"feed {feed_id}: new data of {size} bytes with start_time "
                             f"{start_time} is not a PHPFina feed")
+        sidecar.delete(self, feed_id)  # describes the old .dat (stale by inode anyway)
         os.replace(new_dat_path, self.dat_path(feed_id))
         self._replace_meta(self.meta_path(feed_id), interval, int(start_time))
-        return self.get_meta(feed_id)
+        meta = self.get_meta(feed_id)
+        if self.summaries:  # rebuilt for the new data, as a first write would build it
+            fd = os.open(self.dat_path(feed_id), os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                sidecar.finish_write(self, sidecar.prepare_write(self, feed_id, fd, meta,
+                                                                 _EMPTY_POS),
+                                     fd, meta, _EMPTY_POS)
+            finally:
+                os.close(fd)
+        return meta
 
 
 # --- the readable feed: file map + pending overlay ------------------------------------------

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from hub.feed import summary
 from hub.feed.phpfina import FeedError, InvalidInterval, PHPFina
 
 NAN = b"\x00\x00\xc0\x7f"
@@ -69,3 +70,19 @@ def test_replace_feed_refuses_what_is_not_a_feed(engine, tmp_path):
     with pytest.raises(InvalidInterval):
         engine.replace_feed(1, 0, 1000, str(odd))
     assert engine.get_meta(1).npoints == 2
+
+
+def test_the_summary_sidecar_follows_raw_appends_and_replacements(tmp_path):
+    engine = PHPFina(str(tmp_path))
+    engine.create(2, 10)
+    n = 3 * summary.BLOCK + 5
+    values = struct.pack(f"<{n}f", *(float(i % 97) for i in range(n)))
+    new = tmp_path / "2.dat.sync"
+    new.write_bytes(values)
+    engine.replace_feed(2, 10, 1_700_000_000, str(new))
+    assert (tmp_path / "2.summary").exists() and summary.verify(engine, 2) == []
+    engine.append_raw(2, n * 4, values[: 2 * summary.BLOCK * 4])
+    assert summary.verify(engine, 2) == []
+    new.write_bytes(values[: 4 * 8])  # a short replacement: no whole block, no sidecar
+    engine.replace_feed(2, 60, 1_700_000_000, str(new))
+    assert not (tmp_path / "2.summary").exists() and summary.verify(engine, 2) == []

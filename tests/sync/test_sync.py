@@ -7,6 +7,7 @@ import stat
 import struct
 from pathlib import Path
 
+from hub.feed import summary
 from hub.sync.run import sync_once
 from tests.sync.conftest import local_files, mapped
 
@@ -16,6 +17,8 @@ YEAR_10S_BYTES = 365 * 8640 * 4
 def assert_mirrors(ctx, remote) -> None:
     for name in mapped(ctx, remote):
         assert local_files(ctx, remote, name) == remote.files(name), name
+        local_id = ctx.sync.mirrors()[remote.feeds[name]]
+        assert summary.verify(ctx.feeds.engine, local_id) == []  # the sidecar is in step
 
 
 def test_first_sync_mirrors_the_server_byte_for_byte(linked, remote, proxy):
