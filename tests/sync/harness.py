@@ -55,6 +55,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         proxy = self.server
         proxy.requests.append(self.path)
         mode = proxy.mode if proxy.only in self.path else "pass"
+        rate = proxy.rate  # for the whole answer, even if a test changes it meanwhile
         if mode.startswith("status:"):
             status = int(mode.split(":")[1])
             body = json.dumps({"success": False, "message": f"injected {status}"}).encode()
@@ -97,11 +98,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(data[i:i + 1])
                     self.wfile.flush()
                     time.sleep(0.2)
-            elif proxy.rate:
+            elif rate:
                 for i in range(0, len(data), 16384):
                     self.wfile.write(data[i:i + 16384])
                     self._count(16384)
-                    time.sleep(16384 / proxy.rate)
+                    time.sleep(16384 / rate)
                 return None
             else:
                 self.wfile.write(data)
