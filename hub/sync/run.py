@@ -316,6 +316,11 @@ class SyncRun:
             if not transfer.complete:
                 result.result, self.more = "partial", True
                 return
+            if expect_overlap and len(state["overlap"]) < VALUE:  # the server has less now
+                os.ftruncate(fd, 0)
+                self._checkpoint(fd, local_id, meta, 0)
+                raise BadAnswer("the server's feed is shorter than the download so far; it "
+                                "starts again next run", "changed")
             if written % VALUE:
                 raise BadAnswer("feed/export.json: not a whole number of points", "truncated")
         finally:
