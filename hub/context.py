@@ -25,6 +25,7 @@ from hub.display.screens import DisplayService
 from hub.feed.store import FeedStore
 from hub.input.store import InputStore
 from hub.names import RedisKeys
+from hub.sync.store import SyncStore
 from hub.user.store import UserStore
 
 
@@ -93,6 +94,11 @@ class HubContext:
         return DisplayService(self.feeds, self.households, self.signal, self.pairing,
                               self.devices, self.schedules, self.config.timezone,
                               self.config.update_status_file)
+
+    @cached_property
+    def sync(self) -> SyncStore:
+        return SyncStore(self.config.data_dir, self.config.feed_dir, self.redis,
+                         self.keys.sync_progress)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -53,11 +53,12 @@ from hub.input.readings import IngestError
 from hub.names import HEARTBEAT_S, HEARTBEAT_TTL_S
 from hub.worker.device.service import DeviceService
 from hub.worker.ingest import IngestService
+from hub.worker.sync import SyncService
 
 log = logging.getLogger(__name__)
 
 
-SERVICES: tuple[type, ...] = (IngestService, DeviceService)
+SERVICES: tuple[type, ...] = (IngestService, DeviceService, SyncService)
 TICK_S = 1.0
 BATCH_MAX = 200  # messages per commit: bigger batches left ~14 MB of freed heap behind
 SUBSCRIBE_QOS = 1
