@@ -76,7 +76,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mdns_enabled", False, "Announce cydynni.local and services over mDNS."),
     Setting("pairing_window", 60, "Seconds a device has to fetch its credentials after Allow."),
     # Server sync and updates
-    Setting("server_url", "", "Community server to sync with; empty when not provisioned."),
+    Setting("server_url", "", "Community server offered by `hub admin provision` when no "
+            "--url is given (the provisioned link lives in <data_dir>/sync/link.json)."),
+    Setting("sync_interval", 3600, "Seconds between server sync runs."),
+    Setting("sync_max_bytes", 64 * 1024 * 1024, "Most bytes one sync run downloads (the rest "
+            "follows in the next run)."),
+    Setting("sync_connect_timeout", 10, "Seconds to connect to the server."),
+    Setting("sync_read_timeout", 30, "Seconds the server may stay silent during a request."),
+    Setting("sync_min_bytes_per_s", 2048, "Slowest transfer accepted, averaged over "
+            "sync_window seconds; slower is cut off."),
+    Setting("sync_window", 20, "Seconds over which the minimum throughput is measured."),
+    Setting("sync_retry_min", 300, "Seconds before retrying after a failed sync (doubles "
+            "per failure)."),
+    Setting("sync_retry_max", 21600, "Longest wait between retries after failures."),
+    # In-home display
+    Setting("update_status_file", "/data/ota/status.json",
+            "Update agent status JSON the Updates page reads; absent = updates not set up."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -21,6 +21,7 @@ against it. Every key lives under the configured `redis_prefix` (default `hub:`)
     schedules:version            bumped when a schedule changes
     pairing:…                    pending pairing requests and grants (hub/device/pairing.py)
     events                       pub/sub channel of UI events (pairing, device state)
+    sync:progress                JSON live state of a running server sync, TTL 60 s
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class RedisKeys:
 
     def feed(self, feed_id: int) -> str:
         return self._key("feed", feed_id)
+
+    @property
+    def sync_progress(self) -> str:
+        return self._key("sync", "progress")
 
     def input_last(self, user_id: int) -> str:
         return self._key("input", "last", user_id)

@@ -437,6 +437,78 @@ class PHPFina:
         pos = _php_round((int(t) - meta.start_time) / meta.interval)
         return _to_py(view.take(np.array([pos], dtype=np.int64))[0])
 
+    # -- whole-block writes from a mirror (server sync) -------------------------------------
+    def append_raw(self, feed_id: int, offset: int, data: bytes) -> int:
+        """Append raw float32 LE slots at byte ``offset``, which must be the feed's end
+        (npoints * 4): one pwrite + fdatasync, the same single block append as a batch.
+        A torn partial float past the end is overwritten. Raises FeedError if the feed
+        changed meanwhile (another writer); returns the bytes written."""
+        if offset % VALUE_SIZE or len(data) % VALUE_SIZE:
+            raise FeedError(f"feed {feed_id}: raw append must be whole float32 slots")
+        meta_path, dat_path = self.meta_path(feed_id), self.dat_path(feed_id)
+        if not os.path.exists(meta_path):
+            raise FeedNotFound(feed_id)
+        fd = os.open(dat_path, os.O_RDWR)
+        summary = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(meta_path, "rb") as f:
+                meta = _parse_meta(feed_id, meta_path, f.read(META_SIZE + 1),
+                                   os.fstat(fd).st_size)
+            if meta.npoints * VALUE_SIZE != offset or (not meta.start_time and data):
+                raise FeedError(f"feed {feed_id} has {meta.npoints} points, not the "
+                                f"{offset // VALUE_SIZE} the append expected")
+            if not data:
+                return 0
+            if self.summaries:
+                summary = sidecar.prepare_write(self, feed_id, fd, meta, _EMPTY_POS)
+            written = self._write_all(fd, data, offset)
+            if os.fstat(fd).st_size > offset + written:
+                os.ftruncate(fd, offset + written)
+            if self.fsync:
+                os.fdatasync(fd)
+            if summary is not None:  # the sidecar follows the new tail, as after a batch
+                sidecar.finish_write(self, summary, fd, FeedMeta(
+                    feed_id, meta.interval, meta.start_time,
+                    meta.npoints + written // VALUE_SIZE), _EMPTY_POS)
+        finally:
+            if summary is not None:
+                summary.close()
+            os.close(fd)
+        return written
+
+    def replace_feed(self, feed_id: int, interval: int, start_time: int,
+                     new_dat_path: str) -> FeedMeta:
+        """Replace a feed's files with a complete new .dat (already written and synced by
+        the caller, in ``datadir``) and a meta {interval, start_time}: the one place that
+        swaps a feed's files wholesale, so derived files are dropped and rebuilt here (the
+        summary sidecar, hub/feed/summary.py). Each file is swapped by rename; the .dat
+        goes first, so a crash in between leaves a meta that disagrees with the mirror's
+        source and is redone."""
+        interval = validate_interval(interval, self.min_interval)
+        if not self.exists(feed_id):
+            raise FeedNotFound(feed_id)
+        if os.path.dirname(os.path.abspath(new_dat_path)) != os.path.abspath(self.datadir):
+            raise FeedError("the new .dat must be in the data directory (atomic rename)")
+        size = os.stat(new_dat_path).st_size
+        if size % VALUE_SIZE or (size and not start_time) or start_time < 0:
+            raise FeedError(f"feed {feed_id}: new data of {size} bytes with start_time "
+                            f"{start_time} is not a PHPFina feed")
+        sidecar.delete(self, feed_id)  # describes the old .dat (stale by inode anyway)
+        os.replace(new_dat_path, self.dat_path(feed_id))
+        self._replace_meta(self.meta_path(feed_id), interval, int(start_time))
+        meta = self.get_meta(feed_id)
+        if self.summaries:  # rebuilt for the new data, as a first write would build it
+            fd = os.open(self.dat_path(feed_id), os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                sidecar.finish_write(self, sidecar.prepare_write(self, feed_id, fd, meta,
+                                                                 _EMPTY_POS),
+                                     fd, meta, _EMPTY_POS)
+            finally:
+                os.close(fd)
+        return meta
+
 
 # --- the readable feed: file map + pending overlay ------------------------------------------
 class FeedView:

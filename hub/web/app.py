@@ -25,7 +25,7 @@ from hub.web.api import ANONYMOUS, ApiError, Auth, error_body
 log = logging.getLogger(__name__)
 
 # One module per URL area in hub/web/, each exposing register(app).
-CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device")
+CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device", "sync", "pages")
 
 SESSION_COOKIE = "hub_session"
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)

@@ -60,13 +60,14 @@ from hub.input.readings import IngestError, NotStored
 from hub.names import HEARTBEAT_S, HEARTBEAT_TTL_S
 from hub.worker.device.service import DeviceService
 from hub.worker.ingest import IngestService
+from hub.worker.sync import SyncService
 
 log = logging.getLogger(__name__)
 
 
-SERVICES: tuple[type, ...] = (IngestService, DeviceService)
+SERVICES: tuple[type, ...] = (IngestService, DeviceService, SyncService)
 TICK_S = 1.0
-BATCH_MAX = 2000
+BATCH_MAX = 200  # messages per commit: bigger batches left ~14 MB of freed heap behind
 SUBSCRIBE_QOS = 1
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0  # storing readings while Redis/MariaDB is away
