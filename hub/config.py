@@ -89,7 +89,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mdns_enabled", False, "Announce cydynni.local and services over mDNS."),
     Setting("pairing_window", 60, "Seconds a device has to fetch its credentials after Allow."),
     # Server sync and updates
-    Setting("server_url", "", "Community server to sync with; empty when not provisioned."),
+    Setting("server_url", "", "Community server offered by `hub admin provision` when no "
+            "--url is given (the provisioned link lives in <data_dir>/sync/link.json)."),
+    Setting("sync_interval", 3600, "Seconds between server sync runs."),
+    Setting("sync_max_bytes", 64 * 1024 * 1024, "Most bytes one sync run downloads (the rest "
+            "follows in the next run)."),
+    Setting("sync_connect_timeout", 10, "Seconds to connect to the server."),
+    Setting("sync_read_timeout", 30, "Seconds the server may stay silent during a request."),
+    Setting("sync_min_bytes_per_s", 2048, "Slowest transfer accepted, averaged over "
+            "sync_window seconds; slower is cut off."),
+    Setting("sync_window", 20, "Seconds over which the minimum throughput is measured."),
+    Setting("sync_retry_min", 300, "Seconds before retrying after a failed sync (doubles "
+            "per failure)."),
+    Setting("sync_retry_max", 21600, "Longest wait between retries after failures."),
+    # In-home display
+    Setting("update_status_file", "/data/ota/status.json",
+            "Update agent status JSON the Updates page reads; absent = updates not set up."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -155,14 +170,22 @@ def _is_secret(name: str) -> bool:
     return name.endswith(("password", "_key", "_code"))
 
 
+def config_path(path: str | os.PathLike | None = None,
+                environ: Mapping[str, str] | None = None) -> Path:
+    """The TOML file to read: `path`, else $HUB_CONFIG (if set and not empty), else the
+    device's DEFAULT_CONFIG_PATH."""
+    environ = os.environ if environ is None else environ
+    return Path(path or environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
 def load_config(path: str | os.PathLike | None = None,
                 overrides: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     values = {s.name: s.default for s in SETTINGS}
-    path = Path(path or environ.get("HUB_CONFIG", DEFAULT_CONFIG_PATH))
+    path = config_path(path, environ)
     source = None
-    if path.exists():
+    if path.is_file():
         try:
             doc = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

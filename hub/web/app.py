@@ -45,7 +45,7 @@ from hub.web.api import (
 log = logging.getLogger(__name__)
 
 # One module per URL area in hub/web/, each exposing register(app).
-CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device")
+CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device", "sync", "pages")
 
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),

@@ -103,6 +103,8 @@ def _access(feed_id: int, write: bool = False) -> model.Feed:
     except model.FeedNotFound:
         feed = None
     if feed is not None and current.user_id is not None and feed.user_id == current.user_id:
+        if write and ctx().sync.is_mirrored(feed.id):
+            raise ApiError(403, f"feed {feed.id} mirrors the server (sync): it is read-only")
         return feed
     if feed is not None and feed.public and not write:
         return feed

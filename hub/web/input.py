@@ -68,6 +68,8 @@ def _ingest(posts: list) -> None:
     if report.rejected:
         stored = len(posts) - len(report.rejected)
         raise ApiError(400, f"{report.rejected[0]} ({stored} of {len(posts)} posts stored)")
+    if report.errors:  # never a silent success when feed points were lost
+        raise ApiError(400, report.not_stored_message())
 
 
 @requires("write")

@@ -323,7 +323,47 @@ OPS: tuple[Op, ...] = (
        (P("device", "integer", "Device id.", required=True),), tag="schedule"),
     Op(("/schedule/explain.json",), ("GET",), "read",
        "The chosen slots, their signal and the cost against running now.",
-       (P("device", "integer", "Device id.", required=True),), tag="schedule"),)
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),
+    # -- server sync (hub/web/sync.py) --------------------------------------------------------
+    Op(("/sync/status.json",), ("GET",), "read",
+       "Server link (never its key), state, last run, per-feed progress and last result: "
+       "for the Settings page. `state`: not provisioned | provisioning pending | "
+       "provisioning failed | idle | running | error; each feed has `result` ok | partial | "
+       "error | missing, `error_code` (unreachable, tls, unauthorized, not_found, "
+       "server_error, not_json, not_data, redirect, truncated, too_long, too_slow, "
+       "bad_interval, changed, ...), `progress` 0..1 and `bytes`.", tag="sync",
+       result=_obj(provisioned=_B, server=_S, state=_S, message=_S,
+                   next_run={"type": ["integer", "null"]}, failures=_I,
+                   link={"type": ["object", "null"]},
+                   last_run=_obj(started=_I, finished=_I, ok=_B, bytes=_I, error=_S,
+                                 error_code=_S),
+                   feeds={"type": "array", "items": _obj(
+                       name=_S, local_id={"type": ["integer", "null"]}, mode=_S, result=_S,
+                       bytes=_I, local_bytes=_I, remote_bytes={"type": ["integer", "null"]},
+                       progress={"type": "number"}, error=_S, error_code=_S, finished=_I,
+                       remote={"type": "object"})},
+                   mapping={"type": "array"})),
+    Op(("/sync/provision.json",), ("POST",), "admin",
+       "Set the server: `url` and the household's read key on it (`server_apikey`), or "
+       "`username` + `password` there (exchanged once through user/auth.json, not kept). "
+       "Checked with a test call before it is stored; 400 for bad settings, 502 when the "
+       "server check fails (the message says why).",
+       (P("url", help="https://host[/path]; default the server_url setting."),
+        P("server_apikey", help="Read API key on the server (`apikey` is this hub's)."),
+        P("username", help="Login on the server."), P("password"),
+        P("allow_http", enum=FLAG, help="1 to allow a plain http URL."),
+        P("ca_pem", help="PEM of a private CA to trust instead of the system CAs.")),
+       tag="sync", result=_obj(success=_B, link={"type": "object"})),
+    Op(("/sync/unprovision.json",), ("POST",), "admin",
+       "Forget the server link (mirrored feeds stay).", tag="sync"),
+    Op(("/sync/run.json",), ("POST",), "session", "Ask the worker for a sync run now.",
+       tag="sync"),
+    Op(("/sync/mapping.json",), ("GET",), "read",
+       "The feed mapping: [{remote_tag ('*' = any), remote_name, local_name}]; local feeds "
+       "get tag `server`.", tag="sync"),
+    Op(("/sync/mapping.json",), ("POST",), "admin",
+       "Replace the feed mapping (JSON body, or a `mapping` parameter).",
+       (P("mapping", help="JSON list of rules."),), tag="sync"),)
 
 _SECURITY = {
     "anonymous": [],
@@ -431,7 +471,7 @@ def document() -> dict:
                 "`{\"success\": false, \"message\": ...}` with an HTTP status."),
         },
         "tags": [{"name": t} for t in ("user", "health", "feed", "input", "device",
-                                        "schedule")],
+                                        "schedule", "sync")],
         "paths": paths,
         "components": {
             "securitySchemes": {
