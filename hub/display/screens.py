@@ -390,7 +390,8 @@ class DisplayService:
 
 
 def etag(payload: dict[str, Any]) -> str:
-    return '"' + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16] \
+    return '"' + hashlib.sha1(json.dumps(payload, sort_keys=True).encode(),
+                              usedforsecurity=False).hexdigest()[:16] \
         + '"'
 
 
