@@ -65,6 +65,7 @@ class Run:
     operations: set = field(default_factory=set)
     statuses: Counter = field(default_factory=Counter)
     succeeded: set = field(default_factory=set)  # operations that answered 2xx at least once
+    biggest_jump: tuple = (0.0, "")  # (MB, operation): the largest rise of the peak RSS
     failures: dict = field(default_factory=dict)  # (operation, kind) -> first example
     slowest: tuple = (0.0, "")
 
@@ -246,7 +247,10 @@ def test_api_fuzz(hub_web, ctx, capsys):
                     break
                 _fuzz_operation(operation, caller, callers[caller], base, world, run, rng,
                                 until, examples)
-            peak = max(peak, rss_mb(proc.pid))
+            now_mb = rss_mb(proc.pid)
+            if now_mb - peak > run.biggest_jump[0]:
+                run.biggest_jump = (now_mb - peak, f"{operation.method.upper()} {operation.path}")
+            peak = max(peak, now_mb)
             assert proc.poll() is None, log.read_text()[-3000:]
     elapsed = time.monotonic() - started
     growth = peak - baseline
@@ -256,6 +260,8 @@ def test_api_fuzz(hub_web, ctx, capsys):
                "seconds": round(elapsed, 1), "failures": len(run.failures),
                "rss_baseline_mb": round(baseline, 1), "rss_growth_mb": round(growth, 1),
                "slowest_s": round(run.slowest[0], 3), "slowest": run.slowest[1],
+               "biggest_rss_jump_mb": round(run.biggest_jump[0], 1),
+               "biggest_rss_jump": run.biggest_jump[1],
                "statuses": dict(sorted(run.statuses.items()))}
     with capsys.disabled():
         print(f"\napi fuzz: {run.requests} requests to {len(run.operations)} of "
