@@ -263,9 +263,6 @@ def test_pairing_popup_allow_gives_credentials_and_first_reading(browser, web, h
             reply = wait_until(lambda: emonesp_parse(device_get(web, "127.0.0.3")[1]), timeout=10,
                                what="credentials for the device")
             user, password, base = reply
-            # The worker's device table refreshes on its tick; a describe that arrives before
-            # it creates a second device (a worker race, reported; not the page's concern).
-            time.sleep(2)
             sim = SimEmonEsp(servers.mqtt_port, user, password, base).start()
             try:
                 page.wait_for_selector('#pair-steps li[data-step="connected"].done',

@@ -62,6 +62,9 @@ class Announcements:
         """Find or create the device for an announcement and mark it present."""
         validate_topic(base_topic)
         device = self.table.by_topic.get((type_, base_topic))
+        if device is None:  # the web may have paired it since the last tick: look again
+            self.table.refresh()
+            device = self.table.by_topic.get((type_, base_topic))
         if device is None and type_ == "emonesp":
             device = self._claim_paired(base_topic, node_type)
         if device is None:
