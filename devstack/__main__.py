@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             data = root / "data"
             data.mkdir()
             settings = servers.hub_settings(data, "hub")
-            settings.update(web_host="127.0.0.1", web_port=port, flush_interval=60)
+            setup_code = secrets.token_hex(4)  # as first boot makes one per device
+            settings.update(web_host="127.0.0.1", web_port=port, flush_interval=60,
+                            setup_code=setup_code)
             config = root / "hub.toml"
             config.write_text(_toml(settings))
             config.chmod(0o600)
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             supervisor.say = lambda line: print(line, flush=True)
             supervisor.start()
             print(f"[INFO] hub:   http://127.0.0.1:{port}/  (register the first user: admin)")
+            print(f"[INFO] setup code for the first account: {setup_code}")
             print(f"[INFO] mqtt:  127.0.0.1:{servers.mqtt_port} user {servers.mqtt_user} "
                   f"(password in {config})")
             print(f"[INFO] config: HUB_CONFIG={config} (for `hub admin …` against this stack)")
