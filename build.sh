@@ -21,7 +21,8 @@ die() { printf '[ERROR] %s\n' "$*" >&2; exit 1; }
 # Debian packages the tests and the dev stack need (servers run as real processes).
 TEST_APT_PACKAGES=(python3 python3-venv python3-dev gcc mosquitto mosquitto-clients
                    redis-server mariadb-server mariadb-client iproute2 util-linux dbus
-                   avahi-daemon avahi-utils)
+                   avahi-daemon avahi-utils
+                   rauc squashfs-tools cryptsetup-bin libubootenv-tool openssl e2fsprogs fdisk)
 
 apt_install() {
   local missing=()
