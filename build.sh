@@ -79,7 +79,7 @@ cmd_test() {
 cmd_dev() {
   apt_install "${TEST_APT_PACKAGES[@]}"
   ensure_venv
-  exec "${VENV}/bin/python" -m tests.devstack "$@"
+  exec "${VENV}/bin/python" -m devstack "$@"
 }
 
 cmd_bench() {

@@ -3,7 +3,7 @@
 Target >= 1M points/s batched (append_many).  Reference, measured in the same run: a naive
 per-point file append (open, seek to the end, write 4 bytes, close) as an unbuffered
 emoncms post does.  Also shown: per-point buffer appends and flush throughput.
-Starts its own redis-server on a free loopback port (tests/servers.py).
+Starts its own redis-server on a free loopback port (devstack/servers.py).
 
     .venv/bin/python bench/bench_feed_append.py
 """
@@ -22,9 +22,9 @@ import numpy as np
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from devstack.servers import Servers
 from hub.models.feedbuffer import FeedBuffer
 from hub.models.phpfina import PHPFina
-from tests.servers import Servers
 
 FEEDS = 20
 BATCH = 10_000

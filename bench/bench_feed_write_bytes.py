@@ -8,7 +8,7 @@ one engine write per point (emoncms without low-write mode).
 Also shown, page level: each write call dirties whole 4 KiB pages, and writes further apart
 than the kernel's writeback delay (5 s commit on ext4) each cost their pages on the card.
 That is what buffering saves; the file-level figure cannot show it.
-Starts its own redis-server on a free loopback port (tests/servers.py).
+Starts its own redis-server on a free loopback port (devstack/servers.py).
 
     .venv/bin/python bench/bench_feed_write_bytes.py
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from devstack.servers import Servers
 from hub.models.feedbuffer import FeedBuffer
 from hub.models.phpfina import PHPFina
-from tests.servers import Servers
 
 FEEDS = 20
 INTERVAL = 10

@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, bench_hub, hub_env, logged_inputs
-from tests.servers import Servers
+from devstack.servers import Servers
 
 MESSAGES = 60_000
 FEEDS = 50

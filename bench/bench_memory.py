@@ -32,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, bench_hub, hub_env, logged_inputs
-from tests.servers import Servers, free_port
+from devstack.servers import Servers, free_port
 
 FEEDS = 50
 DAY_MESSAGES = 8640

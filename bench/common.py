@@ -8,11 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from devstack.servers import Servers, hub_env
 from hub.config import load_config
 from hub.context import HubContext
 from hub.db import migrate
 from hub.ingest import NodePost
-from tests.servers import Servers, hub_env
 
 __all__ = ["ROOT", "bench_hub", "hub_env", "logged_inputs"]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.servers import Servers, free_port
 from hub.config import Config, load_config
 from hub.context import HubContext
 from tests.client import Client
-from tests.servers import Servers, free_port
 
 _counter = itertools.count()
 

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.servers import free_port, hub_env
 from tests.client import Client
-from tests.servers import free_port, hub_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,10 +18,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devstack.servers import hub_env
 from hub.config import Config, load_config
 from hub.context import HubContext
 from hub.worker import STATS_KEY, run_worker
-from tests.servers import hub_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -313,7 +313,7 @@ def _pings(client) -> bool:
 def test_readings_wait_while_redis_is_down(servers, hub_config, user_id, tmp_path):
     """Readings that cannot be stored are not acknowledged; they are stored once Redis is
     back (this test's own Redis, so stopping it disturbs nobody else)."""
-    from tests.servers import free_port
+    from devstack.servers import free_port
 
     n = 50
     port = free_port()

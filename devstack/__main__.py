@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.servers import Servers, free_port
+from devstack.servers import Servers, free_port
 
 
 def _toml(settings: dict[str, object]) -> str:
