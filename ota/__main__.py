@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from ota import bundle, keys
+from ota import bundle, fleet, keys
 from ota import version as versions
 from ota.errors import OtaError
 
@@ -81,10 +81,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", type=int, help="refuse bundles with a lower build counter")
     p.set_defaults(func=cmd_verify)
 
-    try:
-        from ota import fleet
-    except ImportError:  # pragma: no cover - fleet is optional on the device
-        return top
     fleet.add_commands(sub)
     return top
 
