@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ota import bundle, keys
+from ota.fleet import Goosebit as Fleet
+from tests.ota.goosebit import PASSWORD, USER, Goosebit
 
 COMPATIBLE = "cydynni-hub-rpi-arm64"
 
@@ -62,3 +64,26 @@ def make_bundle(tmp_path_factory: pytest.TempPathFactory, rootfs_image: Path,
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def goosebit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Goosebit]:
+    with Goosebit.start(tmp_path_factory.mktemp("goosebit")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fleet(goosebit: Goosebit) -> Fleet:
+    return Fleet(goosebit.url, USER, PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def publish(fleet: Fleet) -> Callable[[Path], int]:
+    published: dict[Path, int] = {}
+
+    def upload(path: Path) -> int:
+        if path not in published:
+            published[path] = fleet.upload(path)
+        return published[path]
+
+    return upload

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,33 +30,10 @@ from ota.agent.core import Agent
 from ota.fleet import Goosebit as Fleet
 from tests.ota.conftest import COMPATIBLE
 from tests.ota.faultproxy import Faults, running
-from tests.ota.goosebit import PASSWORD, USER, Goosebit
+from tests.ota.goosebit import Goosebit
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def goosebit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Goosebit]:
-    with Goosebit.start(tmp_path_factory.mktemp("goosebit")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fleet(goosebit: Goosebit) -> Fleet:
-    return Fleet(goosebit.url, USER, PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def publish(fleet: Fleet) -> Callable[[Path], int]:
-    published: dict[Path, int] = {}
-
-    def upload(path: Path) -> int:
-        if path not in published:
-            published[path] = fleet.upload(path)
-        return published[path]
-
-    return upload
 
 
 @dataclass
