@@ -61,10 +61,12 @@ ensure_venv() {
 cmd_test() {
   apt_install "${TEST_APT_PACKAGES[@]}"
   ensure_venv
+  info "goosebit (the OTA tests' fleet server) in its own venv"
+  "${VENV}/bin/python" -m tests.ota.goosebit ensure-venv >/dev/null
   info "ruff"
   "${VENV}/bin/ruff" check .
-  info "unit and integration tests (real Mosquitto, Redis, MariaDB)"
-  "${VENV}/bin/python" -m pytest -q --ignore=tests/image "$@"
+  info "unit and integration tests (real Mosquitto, Redis, MariaDB, RAUC, goosebit)"
+  "${VENV}/bin/python" -m pytest -q --ignore=tests/image -m "not qemu" "$@"
   if [ "${SKIP_IMAGE:-0}" = 1 ]; then
     info "SKIP_IMAGE=1: not building or boot-testing the SD image"
     return 0
@@ -74,6 +76,8 @@ cmd_test() {
   python3 -m image build
   info "image tests: static checks and QEMU boot (tests/image)"
   "${VENV}/bin/python" -m pytest -q tests/image
+  info "OTA end to end in QEMU: v1 -> v2 -> broken v3 -> rollback (tests/ota)"
+  "${VENV}/bin/python" -m pytest -q -m qemu tests/ota
 }
 
 cmd_dev() {

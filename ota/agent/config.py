@@ -85,11 +85,13 @@ def validate(raw: dict) -> dict:
     if not isinstance(token, str) or not TOKEN.fullmatch(token):
         raise ConfigError("token missing or not 1-32 token characters")
     out["token"] = token
-    if "poll_seconds" in raw:
-        seconds = raw["poll_seconds"]
-        if not isinstance(seconds, int | float) or not 1 <= seconds <= 86400:
-            raise ConfigError("poll_seconds must be 1..86400")
-        out["poll_seconds"] = float(seconds)
+    for key, low, high in (("poll_seconds", 1, 86400), ("health_deadline", 30, 3600)):
+        if key in raw:
+            seconds = raw[key]
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
+                    low <= seconds <= high):
+                raise ConfigError(f"{key} must be {low}..{high} seconds")
+            out[key] = float(seconds)
     return out
 
 
