@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hub.models.phpfina import PHPFina
+from hub.feed.phpfina import PHPFina
 
 FEED_INTERVAL = 10
 YEAR = 365 * 86400

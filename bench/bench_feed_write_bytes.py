@@ -26,8 +26,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from devstack.servers import Servers
-from hub.models.feedbuffer import FeedBuffer
-from hub.models.phpfina import PHPFina
+from hub.feed.buffer import FeedBuffer
+from hub.feed.phpfina import PHPFina
 
 FEEDS = 20
 INTERVAL = 10

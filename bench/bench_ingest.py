@@ -108,14 +108,14 @@ def main() -> None:
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                beat = ctx.redis.get(ctx.key("worker:heartbeat"))
+                beat = ctx.redis.get(ctx.keys.worker_heartbeat)
                 if beat and json.loads(beat)["mqtt_connected"]:
                     break
                 time.sleep(0.05)
             else:
                 raise SystemExit("worker did not connect; see its log")
             _, last_input = feeds[(MESSAGES - 1) % FEEDS]
-            last_key = ctx.key("input", "last", user)
+            last_key = ctx.keys.input_last(user)
             pub = publisher(servers)
             start = publish(pub, batch)
             published = time.perf_counter() - start
@@ -144,7 +144,7 @@ def main() -> None:
             stored += len(got)
             wrong += int(len(got) != len(want) or not np.array_equal(got, want))
         stats = {k.decode(): int(v) for k, v in
-                 ctx.redis.hgetall(ctx.key("worker:stats")).items()}
+                 ctx.redis.hgetall(ctx.keys.worker_stats).items()}
         lost = MESSAGES - stored
         print(f"hub worker: {MESSAGES} messages into {FEEDS} feeds in {elapsed:.2f} s "
               f"(publisher done after {published:.2f} s): {rate:,.0f} msg/s")

@@ -114,7 +114,7 @@ def main() -> None:
             ref_proc = subprocess.Popen([sys.executable, "-c",
                                          f"{REFERENCE_IMPORTS}; import time; time.sleep(600)"])
         try:
-            wait_for(lambda: (b := ctx.redis.get(ctx.key("worker:heartbeat")))
+            wait_for(lambda: (b := ctx.redis.get(ctx.keys.worker_heartbeat))
                      and json.loads(b)["mqtt_connected"], 30, "worker")
             wait_for(lambda: _answers(port), 30, "web")
             idle = {name: rss_mb(proc.pid)[0] for name, proc in procs.items()}

@@ -12,7 +12,7 @@ from devstack.servers import Servers, hub_env
 from hub.config import load_config
 from hub.context import HubContext
 from hub.db import migrate
-from hub.ingest import NodePost
+from hub.input.readings import NodePost
 
 __all__ = ["ROOT", "bench_hub", "hub_env", "logged_inputs"]
 

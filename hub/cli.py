@@ -18,13 +18,15 @@ from collections.abc import Sequence
 
 from hub.config import ConfigError, load_config
 from hub.context import HubContext
-from hub.db import DatabaseError, migrate
+from hub.db import migrate
+from hub.errors import DatabaseError
+from hub.user.store import UserError
 
 
 def _web(args: argparse.Namespace, ctx: HubContext) -> int:
     from cheroot import wsgi
 
-    from hub.app import create_app
+    from hub.web.app import create_app
 
     config = ctx.config
     app = create_app(config, ctx)
@@ -46,7 +48,7 @@ def _web(args: argparse.Namespace, ctx: HubContext) -> int:
 
 
 def _worker(args: argparse.Namespace, ctx: HubContext) -> int:
-    from hub.worker import run_worker
+    from hub.worker.loop import run_worker
 
     return run_worker(ctx)
 
@@ -112,10 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DatabaseError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from hub.models.user import UserError
-
-        if isinstance(exc, UserError):
-            print(f"[ERROR] {exc}", file=sys.stderr)
-            return 1
-        raise
+    except UserError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return 1

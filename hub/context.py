@@ -1,7 +1,9 @@
-"""HubContext: the one object that owns config, the database, Redis and the models.
+"""HubContext: the one place that wires config, MariaDB, Redis and the stores together.
 
-The web app, the worker and `hub admin` each build one. Models are created on first use, so a
-process only pays for what it touches. Models never import bottle.
+The web app, the worker and `hub admin` each build one. Stores get what they use in their
+constructors (database, Redis client, key names, sibling stores, settings) and never reach
+for this object, so each can be built alone in a test. Everything is created on first use, so
+a process only pays for what it touches. Nothing here imports bottle or paho's client loop.
 """
 
 from __future__ import annotations
@@ -12,11 +14,22 @@ import redis
 
 from hub.config import Config
 from hub.db import Database
+from hub.device.dynsec import DynSec
+from hub.device.pairing import Pairing
+from hub.device.planning import SignalStore
+from hub.device.schedule import ScheduleStore
+from hub.device.store import DeviceStore
+from hub.device.templates import DeviceTemplates
+from hub.feed.store import FeedStore
+from hub.input.store import InputStore
+from hub.names import RedisKeys
+from hub.user.store import UserStore
 
 
 class HubContext:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.keys = RedisKeys(config.redis_prefix)
 
     @cached_property
     def db(self) -> Database:
@@ -28,41 +41,46 @@ class HubContext:
                            db=self.config.redis_db, socket_timeout=5,
                            socket_connect_timeout=5, health_check_interval=30)
 
-    def key(self, *parts: object) -> str:
-        """A Redis key under the configured prefix."""
-        return self.config.redis_prefix + ":".join(str(p) for p in parts)
+    def broker_admin(self) -> DynSec:
+        """An admin connection to the broker's dynamic-security API (use with `with`)."""
+        return DynSec.from_config(self.config)
 
-    # -- models (one cached_property each; add yours here) ---------------------------------
-
-    @cached_property
-    def users(self):
-        from hub.models.user import UserStore
-
-        return UserStore(self)
+    # -- stores (one cached_property each; add yours here) ---------------------------------
 
     @cached_property
-    def feeds(self):
-        from hub.models.feeds import FeedStore
-
-        return FeedStore(self)
+    def users(self) -> UserStore:
+        return UserStore(self.db, self.redis, self.keys, self.config)
 
     @cached_property
-    def inputs(self):
-        from hub.models.inputs import InputStore
-
-        return InputStore(self)
+    def feeds(self) -> FeedStore:
+        return FeedStore(self.db, self.redis, self.keys, self.config.feed_dir)
 
     @cached_property
-    def devices(self):
-        from hub.models.devices import DeviceStore
-
-        return DeviceStore(self)
+    def inputs(self) -> InputStore:
+        return InputStore(self.db, self.redis, self.keys, self.feeds,
+                          self.config.max_nodes_per_user)
 
     @cached_property
-    def schedules(self):
-        from hub.models.schedules import ScheduleStore
+    def devices(self) -> DeviceStore:
+        return DeviceStore(self.db, self.redis, self.keys, self.broker_admin)
 
-        return ScheduleStore(self)
+    @cached_property
+    def schedules(self) -> ScheduleStore:
+        return ScheduleStore(self.db, self.redis, self.keys, self.devices, self.config.timezone)
+
+    @cached_property
+    def pairing(self) -> Pairing:
+        return Pairing(self.redis, self.keys, self.devices, self.broker_admin,
+                       self.config.pairing_window, self.config.mqtt_base_topic)
+
+    @cached_property
+    def templates(self) -> DeviceTemplates:
+        return DeviceTemplates(self.feeds, self.inputs, self.redis, self.keys,
+                               self.config.mqtt_base_topic)
+
+    @cached_property
+    def signal(self) -> SignalStore:
+        return SignalStore(self.redis, self.keys, self.config.timezone)
 
     def close(self) -> None:
         if "db" in self.__dict__:

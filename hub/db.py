@@ -18,14 +18,11 @@ import pymysql
 import pymysql.cursors
 
 from hub.config import Config
+from hub.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-
-
-class DatabaseError(RuntimeError):
-    """The database could not be reached or a migration failed."""
 
 
 def connect(config: Config) -> pymysql.Connection:
@@ -64,6 +61,15 @@ class Database:
             conn = self._local.conn = connect(self.config)
         with conn.cursor() as cur:
             yield cur
+
+    def one(self, sql: str, args: tuple, missing: Exception) -> dict:
+        """The one row `sql` selects; raises `missing` when there is none."""
+        with self.cursor() as cur:
+            cur.execute(sql, args)
+            row = cur.fetchone()
+        if row is None:
+            raise missing
+        return row
 
     @contextmanager
     def transaction(self) -> Iterator[pymysql.cursors.DictCursor]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import string
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from image import ansible, host, log, manifest
 from image.chroot import run_in_chroot
 from image.config import REPO_DIR, BuildConfig
 from image.errors import BuildError, ConfigError, StepFailed
-from image.stages import Action, actions, stage_dirs, step_dirs, unknown_files
+from image.stages import Action, actions, playbooks, stage_dirs, step_dirs, unknown_files
 
 
 def _label(path: Path) -> str:
@@ -32,17 +31,7 @@ def run_action(cfg: BuildConfig, action: Action, env: dict[str, str]) -> None:
     elif action.kind == "run-chroot.sh":
         run_in_chroot(cfg.rootfs, action.path, env)
     elif action.kind == "ansible":
-        template_vars = dict(cfg.values)
-        playbooks = []
-        for line in action.path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            path = REPO_DIR / string.Template(line).substitute(template_vars)
-            if not path.is_file():
-                raise ConfigError(f"{_label(action.path)}: playbook {path} not found")
-            playbooks.append(path)
-        ansible.apply(cfg, playbooks)
+        ansible.apply(cfg, playbooks(action.path, cfg.values))
 
 
 def _echo_step_messages(first_line: int) -> None:

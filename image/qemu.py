@@ -62,6 +62,17 @@ def command(image: Path, u_boot: Path, forwards: dict[int, int], *,
     ]
 
 
+def raspi3b_command(kernel: Path, dtb: Path, sd_card: Path, console: Path) -> list[str]:
+    """qemu-system-aarch64 argv for QEMU's Pi 3 model: Debian's rpi_arm64 U-Boot as kernel,
+    the real DTB, the image as SD card, no network, the second UART (console) to a file."""
+    return [
+        "qemu-system-aarch64", "-M", "raspi3b", "-accel", "tcg,thread=multi",
+        "-kernel", str(kernel), "-dtb", str(dtb),
+        "-drive", f"file={sd_card},format=raw,if=sd", "-display", "none", "-monitor", "none",
+        "-serial", "null", "-serial", f"file:{console}", "-nic", "none",
+    ]
+
+
 def interactive(port: int) -> int:
     """`./build.sh qemu`: boot a copy of the last image, hub on localhost:<port>."""
     cfg = build_config.load()

@@ -12,11 +12,17 @@ handled in this order for each two-digit prefix:
                     rootfs over a chroot connection
   files/            data for the step's scripts
 A `SKIP` file in a stage or step skips it (logged).
+
+Packages a role needs are not in NN-packages: each role owns them as `<role>_packages` in
+its defaults/main.yml (Vagrant installs them from there). The bootstrap installs them too,
+for every role the NN-ansible playbooks apply, so one list serves both ways in.
 """
 
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +86,77 @@ def read_packages(path: Path) -> list[str]:
     return names
 
 
+def playbooks(ansible_file: Path, values: Mapping[str, str]) -> list[Path]:
+    """The playbooks an NN-ansible file names (repo-relative, `${VAR}` from build.conf)."""
+    found = []
+    for line in ansible_file.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        path = REPO_DIR / string.Template(line).substitute(values)
+        if not path.is_file():
+            raise ConfigError(f"{ansible_file}: playbook {path} not found")
+        found.append(path)
+    return found
+
+
+# A block list under a key: `key:` then lines `  - item` (comments allowed between).
+_BLOCK_ITEM = re.compile(r"^\s+-\s+([^\s#]+)\s*(?:#.*)?$")
+
+
+def _block_list(text: str, key: str, where: Path) -> list[str] | None:
+    """Items of the top-level YAML block list `key:`; None if the key is absent.
+
+    The subset of YAML the roles use for plain lists (site.yml's roles, <role>_packages);
+    anything else under the key is refused rather than guessed at."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        head = re.match(rf"^(\s*){re.escape(key)}:\s*(.*?)\s*(?:#.*)?$", line)
+        if not head or (key.endswith("_packages") and head.group(1)):
+            continue
+        if head.group(2) == "[]":
+            return []
+        if head.group(2):
+            raise ConfigError(f"{where}:{number + 1}: {key} must be a block list (`- name` lines)")
+        items = []
+        for item in lines[number + 1:]:
+            if not item.strip() or item.strip().startswith("#"):
+                continue
+            match = _BLOCK_ITEM.match(item)
+            if not match or len(item) - len(item.lstrip()) <= len(head.group(1)):
+                break
+            items.append(match.group(1))
+        if not items:
+            raise ConfigError(f"{where}:{number + 1}: {key} must be a block list (`- name` lines)")
+        return items
+    return None
+
+
+def playbook_roles(playbook: Path) -> list[str]:
+    """Roles a playbook applies: its `roles:` list of plain role names."""
+    return _block_list(playbook.read_text(), "roles", playbook) or []
+
+
+def role_dir(name: str, playbook: Path) -> Path:
+    """Where Ansible looks for a role: roles/ beside the playbook, the playbook's folder,
+    then the repo's roles/ (the build's roles_path)."""
+    for base in (playbook.parent / "roles", playbook.parent, REPO_DIR / "roles"):
+        if (base / name / "tasks").is_dir():
+            return base / name
+    raise ConfigError(f"{playbook}: role {name} not found")
+
+
+def role_packages(role: Path) -> list[str]:
+    """`<role>_packages` from the role's defaults/main.yml (empty if it declares none)."""
+    defaults = role / "defaults/main.yml"
+    if not defaults.is_file():
+        return []
+    return _block_list(defaults.read_text(), f"{role.name}_packages", defaults) or []
+
+
 def all_packages(config: BuildConfig) -> list[str]:
-    """Every package named by an NN-packages file of a stage and step that is not skipped."""
+    """Every package the bootstrap installs: the NN-packages files and the `<role>_packages`
+    of every role the NN-ansible playbooks apply, in stages and steps that are not skipped."""
     names: set[str] = set()
     for stage in stage_dirs(config):
         if (stage / "SKIP").exists():
@@ -92,4 +167,8 @@ def all_packages(config: BuildConfig) -> list[str]:
             for action in actions(step):
                 if action.kind == "packages":
                     names.update(read_packages(action.path))
+                elif action.kind == "ansible":
+                    for playbook in playbooks(action.path, config.values):
+                        for role in playbook_roles(playbook):
+                            names.update(role_packages(role_dir(role, playbook)))
     return sorted(names)

@@ -58,7 +58,7 @@ def web(ctx: HubContext) -> Iterator[tuple[str, int]]:
     """A real cheroot server of a fresh app on a free loopback port."""
     from cheroot import wsgi
 
-    from hub.app import create_app
+    from hub.web.app import create_app
 
     app = create_app(ctx.config, ctx)
     port = free_port()

@@ -16,6 +16,7 @@ Exit 0 on success, 2 with "error: <what to fix>" on stderr for bad input.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any, TextIO
 
@@ -32,8 +33,6 @@ USAGE = "usage: python3 -m hub.scheduler < request.json   (see hub/scheduler/REA
 
 
 def main(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO | None = None) -> int:
-    import sys
-
     stderr = stderr or sys.stderr
     if argv:
         (stdout if argv[0] in ("-h", "--help") else stderr).write(USAGE + __doc__)

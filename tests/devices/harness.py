@@ -9,7 +9,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from hub.devices.service import DeviceService
+from hub.worker.device.service import DeviceService
 from tests.devices.mqttclient import TestClient
 
 
@@ -40,7 +40,8 @@ class ServiceRunner:
                 if left <= 0:
                     return handled
                 continue
-            if any(mqtt.topic_matches_sub(t, msg.topic) for t in self.service.topics()):
+            if any(mqtt.topic_matches_sub(t, msg.topic) for t in self.service.topics()) \
+                    and self.service.wants(msg.topic):
                 self.service.on_message(msg.topic, msg.payload)
                 handled += 1
 

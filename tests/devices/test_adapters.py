@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.devices.adapters import Command, adapter_for
-from hub.devices.adapters.openevse import parse_announce
-from hub.devices.errors import DeviceMessageError, UnknownDeviceType
+from hub.device.adapters import Command
+from hub.device.adapters.openevse import parse_announce
+from hub.device.adapters.registry import adapter_for
+from hub.device.errors import DeviceMessageError, UnknownDeviceType
 
 TZ = ZoneInfo("Europe/London")
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hub.devices.discovery import PAYLOAD, PORT, Mdns
+from hub.worker.device.discovery import PAYLOAD, PORT, Mdns
 from tests.devices.netns import veth_pair
 
 # Receives datagrams on port 5005 (like EmonESP's autoauth) and prints each as JSON.
@@ -38,7 +38,7 @@ def test_broadcast_reaches_emonesp_listener_in_other_namespace():
     with veth_pair() as pair:
         receiver = pair.python(pair.receiver, "-c", RECEIVER % (PORT, 3.0))
         assert receiver.stdout.readline().strip() == "ready"
-        sender = pair.python(pair.sender, "-m", "hub.devices.discovery", "--once")
+        sender = pair.python(pair.sender, "-m", "hub.worker.device.discovery", "--once")
         out, err = sender.communicate(timeout=30)
         assert sender.returncode == 0, err
         # Inside the namespace the only broadcast address is the test subnet's.
@@ -50,7 +50,7 @@ def test_broadcast_reaches_emonesp_listener_in_other_namespace():
 
 # Runs the Broadcaster with explicit clock values: fast while pairing is open, slow otherwise.
 CADENCE = """
-from hub.devices.discovery import Broadcaster
+from hub.worker.device.discovery import Broadcaster
 b = Broadcaster(fast=5, slow=60)
 sent = [b.tick(now, open_) for now, open_ in
         [(0, True), (1, True), (5, True), (6, False), (64.9, False), (65, False), (66, True)]]

@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 
-from hub.devices.dynsec import DynSec, new_password, own_topic
-from hub.devices.errors import BrokerAdminError
+from hub.device.dynsec import DynSec, new_password, own_topic
+from hub.device.errors import BrokerAdminError
 from tests.devices.mqttclient import ConnectRefused, TestClient
 
 

@@ -67,7 +67,7 @@ print(json.dumps(got))
 
 PUBLISH = """
 import time
-from hub.devices.discovery import Mdns
+from hub.worker.device.discovery import Mdns
 mdns = Mdns(80, 1883)
 mdns.tick(0)
 time.sleep(float(__import__("sys").argv[1]))

@@ -6,8 +6,8 @@ import http.client
 
 import pytest
 
-from hub.devices.errors import NoPendingRequest, PairingRateLimited
-from hub.devices.pairing import MAX_PENDING, PER_IP_PER_MINUTE, REGISTERED, Pairing
+from hub.device.errors import NoPendingRequest, PairingRateLimited
+from hub.device.pairing import MAX_PENDING, PER_IP_PER_MINUTE, REGISTERED
 from tests.devices.mqttclient import ConnectRefused, TestClient
 
 EMONESP_PATH = "/emoncms/device/auth/request.json"  # hard-coded in EmonESP's autoauth.cpp
@@ -102,7 +102,7 @@ def test_pairing_needs_a_session(web, admin, client):
 
 
 def test_unused_grant_expires_and_its_account_is_revoked(ctx, admin, servers):
-    pairing = Pairing(ctx)
+    pairing = ctx.pairing
     now = 2_000_000_000.0
     pairing.request("192.0.2.7", now=now)
     device = pairing.allow("192.0.2.7", admin.userid, now=now)
@@ -120,7 +120,7 @@ def test_auth_request_storm_is_refused_cheaply(web, ctx, admin):
     assert codes[:PER_IP_PER_MINUTE] == [200] * PER_IP_PER_MINUTE
     assert set(codes[PER_IP_PER_MINUTE:]) == {429}
     # Many addresses: at most MAX_PENDING wait; the rest are refused, the list stays usable.
-    pairing = Pairing(ctx)
+    pairing = ctx.pairing
     now = 2_000_000_000.0
     refused = 0
     for n in range(MAX_PENDING + 5):
@@ -135,7 +135,7 @@ def test_auth_request_storm_is_refused_cheaply(web, ctx, admin):
 
 
 def test_allow_unknown_or_garbage_address(ctx, admin):
-    pairing = Pairing(ctx)
+    pairing = ctx.pairing
     with pytest.raises(NoPendingRequest):
         pairing.allow("192.0.2.99", admin.userid)
     res = admin.client.post("/device/auth/allow.json", {"ip": "not-an-ip"})
@@ -144,7 +144,7 @@ def test_allow_unknown_or_garbage_address(ctx, admin):
 
 def test_pending_request_is_announced_as_an_event(web, ctx):
     sub = ctx.redis.pubsub()
-    sub.subscribe(ctx.key("events"))
+    sub.subscribe(ctx.keys.events)
     sub.get_message(timeout=2)  # subscription confirmation
     device_get(web, "127.0.0.5", path="/device/auth/request.json?name=Kitchen%20plug")
     msg = sub.get_message(timeout=5)

@@ -391,7 +391,7 @@ def test_device_templates_create_feeds(ctx, admin, servers, runner, sims, hub_mq
     power = [f for f in feeds if f["name"] == "power" and f["tag"] == "plug77"]
     assert len(power) == 1
     # The input appears with the first reading; the sweep links it to the template feed.
-    from hub.ingest import NodePost
+    from hub.input.readings import NodePost
 
     user = ctx.config.mqtt_user_id
     ctx.inputs.ingest(user, [NodePost("plug77", int(now), {"power": 40.0})])
@@ -440,7 +440,7 @@ def test_interruptible_run_is_reoptimised_for_what_is_left(ctx, admin, servers, 
 
 def test_announcements_cannot_grow_the_device_list_without_bound(ctx, runner, hub_mqtt,
                                                                  monkeypatch, caplog):
-    import hub.devices.service as service
+    import hub.worker.device.announce as service
 
     monkeypatch.setattr(service, "MAX_DEVICES", 3)
     run = runner(utc(2026, 6, 10, 18, 0))
@@ -454,7 +454,7 @@ def test_announcements_cannot_grow_the_device_list_without_bound(ctx, runner, hu
 def test_discovery_is_off_unless_configured(ctx, hub_config):
     from hub.config import load_config
     from hub.context import HubContext
-    from hub.devices.service import DeviceService
+    from hub.worker.device.service import DeviceService
 
     quiet = DeviceService(ctx, lambda *a, **k: None)
     assert quiet.broadcaster is None and quiet.mdns is None
@@ -469,7 +469,7 @@ def test_state_changes_are_published_as_events(ctx, admin, servers, runner, sims
     run = runner(utc(2026, 6, 10, 18, 0))
     acc = account(admin, "tasmota", "fan")
     events = ctx.redis.pubsub()
-    events.subscribe(ctx.key("events"))
+    events.subscribe(ctx.keys.events)
     events.get_message(timeout=2)
     sim = SimTasmota(servers.mqtt_port, acc["mqtt_user"], acc["mqtt_password"],
                      acc["topic"]).start()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import redis
 
-from hub.models.feedbuffer import FeedBuffer, FeedBufferError, InvalidPoints
-from hub.models.phpfina import PHPFina
+from hub.feed.buffer import FeedBuffer, FeedBufferError, InvalidPoints
+from hub.feed.phpfina import PHPFina
 
 NOW = 2_000_000_000
 
@@ -176,17 +176,6 @@ def test_buffer_survives_a_new_client(buffer, engine, servers):
     assert dat(engine, 1) == struct.pack("<2f", 1.0, 2.0)
 
 
-def test_run_flushes_once_more_on_stop(buffer, engine):
-    stop = threading.Event()
-    thread = threading.Thread(target=buffer.run, args=(engine, 3600, stop))
-    thread.start()
-    buffer.append(1, 1000, 7.0)
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert dat(engine, 1) == struct.pack("<f", 7.0)
-
-
 def test_discard(buffer):
     buffer.append(1, 1000, 1.0, "join")
     buffer.discard(1)
@@ -197,7 +186,6 @@ def test_discard(buffer):
 def test_concurrent_flushes_lose_nothing(buffer, engine):
     """Two flushers (say a stuck worker and its replacement) are serialised by a Redis lock,
     so neither trims points the other has not written."""
-    import threading
 
     total = 2000
     for i in range(total):

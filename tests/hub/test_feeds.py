@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from hub.models.feeds import (
+from hub.feed.phpfina import FeedError
+from hub.feed.store import (
     FeedExists,
     FeedNotFound,
     InvalidFeed,
@@ -17,7 +18,6 @@ from hub.models.feeds import (
     InvalidProfile,
     NotOwner,
 )
-from hub.models.phpfina import FeedError
 
 T0 = 1_700_000_000  # a multiple of 10: slot-aligned for 10 s feeds
 
@@ -121,7 +121,7 @@ def test_last_value_is_reloaded_from_the_file_after_redis_loses_it(store, ctx, u
     feed = store.create(user_id, "use")
     store.insert_many(feed.id, [T0, T0 + 10], [1.0, 2.5])
     store.flush()
-    ctx.redis.delete(ctx.key("feed", feed.id))
+    ctx.redis.delete(ctx.keys.feed(feed.id))
     assert store.last(feed.id) == (T0 + 10, 2.5)
 
 
@@ -183,7 +183,7 @@ def test_delete_removes_row_files_buffer_and_last_value(store, ctx, user_id):
         store.get(feed.id)
     assert not (ctx.config.feed_dir / f"{feed.id}.dat").exists()
     assert store.buffer.pending_count() == 0
-    assert ctx.redis.exists(ctx.key("feed", feed.id)) == 0
+    assert ctx.redis.exists(ctx.keys.feed(feed.id)) == 0
     with pytest.raises(FeedNotFound):
         store.delete(feed.id)
 
@@ -270,6 +270,6 @@ def test_concurrent_style_last_value_race_keeps_newest(store, ctx, user_id):
     """The last-value update is one atomic compare-and-set in Redis."""
     feed = store.create(user_id, "a")
     store.insert(feed.id, T0 + 100, 2.0)
-    ctx.redis.hset(ctx.key("feed", feed.id), "time", T0 + 200)  # another process got further
+    ctx.redis.hset(ctx.keys.feed(feed.id), "time", T0 + 200)  # another process got further
     store.insert(feed.id, T0 + 150, 3.0)
     assert store.last(feed.id)[0] == T0 + 200

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from hub import ingest
-from hub.ingest import (
+from hub.input import readings as ingest
+from hub.input.readings import (
     BadName,
     BadPayload,
     BadTime,
@@ -56,20 +56,6 @@ def test_mqtt_json_time_may_be_iso_8601():
 def test_mqtt_json_on_sub_topic_prefixes_names_and_unboxes():
     post = mqtt("emon/n/ct", '{"power": {"name": "kitchen", "value": 5}, "v": true}')[0]
     assert post.values == {"ct_power_kitchen": 5.0, "ct_v": 1.0}
-
-
-def test_mqtt_describe_is_not_an_input():
-    assert mqtt("emon/plug1/describe", "smartplug") == []
-
-
-@pytest.mark.parametrize(("topic", "payload"), [
-    ("emon/esp-a1b2c3/plug/in/ctrlmode", "Timer"),
-    ("emon/esp-a1b2c3/plug/out/state", "on"),
-    ("emon/evse-0a1b/claim", '{"state": "active", "charge_current": 16}'),
-    ("emon/evse-0a1b/override/set", '{"state": "disabled"}'),
-])
-def test_mqtt_device_control_topics_are_not_inputs(topic, payload):
-    assert mqtt(topic, payload) == []
 
 
 def test_mqtt_readings_of_a_device_are_still_inputs():

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from hub.app import create_app
-from hub.openapi import LEVELS, document
+from hub.web.app import create_app
+from hub.web.openapi import LEVELS, document
 
 _WILDCARD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
 
@@ -33,8 +33,8 @@ def test_every_route_is_documented_and_nothing_else(routes):
     served, described = set(routes), set(documented())
     missing = sorted(f"{m} {p}" for m, p in served - described)
     stale = sorted(f"{m} {p}" for m, p in described - served)
-    assert not missing, f"routes missing from hub/openapi.py: {missing}"
-    assert not stale, f"documented in hub/openapi.py but not served: {stale}"
+    assert not missing, f"routes missing from hub/web/openapi.py: {missing}"
+    assert not stale, f"documented in hub/web/openapi.py but not served: {stale}"
 
 
 def test_documented_access_is_the_routes_required_level(routes):

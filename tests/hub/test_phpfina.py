@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from hub.models import phpfina
-from hub.models.phpfina import (
+from hub.feed import phpfina
+from hub.feed.phpfina import (
     CorruptFeed,
     FeedExists,
     FeedNotFound,
@@ -480,6 +480,16 @@ class TestCalendar:
         assert rows[1] == [utc(2024, 3, 31, 23), 30 * 24.0]  # 1 Apr 00:00 BST
         assert rows[-1] == [utc(2024, 9, 30, 23), 31 * 24 + 1.0]  # October gains one
         assert len(rows) == 8
+
+    def test_delta_end_on_a_day_the_next_month_lacks(self, hourly_counter):
+        # delta extends end by PHP "+1 month"/"+1 year", which overflow: 31 Mar -> 1 May,
+        # so April comes out too, as in emoncms (it used to raise ValueError)
+        rows = hourly_counter.read(1, utc(2024, 3, 1), utc(2024, 3, 31, 12), "monthly",
+                                   timezone="UTC", delta=True)
+        assert rows == [[utc(2024, 3, 1), 31 * 24.0], [utc(2024, 4, 1), 30 * 24.0]]
+        rows = hourly_counter.read(1, utc(2024, 3, 1), utc(2024, 3, 31, 12), "annual",
+                                   delta=True)
+        assert rows == [[utc(2024, 1, 1), None]]
 
     def test_annual(self, hourly_counter):
         rows = hourly_counter.read(1, utc(2024, 6, 1), utc(2024, 6, 2), "annual")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 
 from hub.context import HubContext
-from hub.ingest import NodePost
-from hub.models import process as proc
-from hub.models.process import (
+from hub.input import process as proc
+from hub.input.process import (
     BadArgument,
     BadProcessList,
     ForeignFeed,
     MissingFeed,
     UnknownProcess,
 )
+from hub.input.readings import NodePost
 
 T0 = 1_700_000_000  # slot-aligned for 10 s feeds
 

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devstack.servers import hub_env
 from hub.config import Config, load_config
 from hub.context import HubContext
-from hub.worker import STATS_KEY, run_worker
+from hub.worker.loop import run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def worker_thread(config: Config) -> Iterator[HubContext]:
 
 
 def connected(ctx: HubContext, pid: int | None = None) -> bool:
-    beat = ctx.redis.get(ctx.key("worker:heartbeat"))
+    beat = ctx.redis.get(ctx.keys.worker_heartbeat)
     state = json.loads(beat) if beat else {}
     return bool(state.get("mqtt_connected")) and pid in (None, state["pid"])
 
@@ -88,7 +88,7 @@ def publish_all(client: mqtt.Client, messages: list[tuple[str, str]]) -> None:
 
 
 def stats(ctx: HubContext) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in ctx.redis.hgetall(ctx.key(STATS_KEY)).items()}
+    return {k.decode(): int(v) for k, v in ctx.redis.hgetall(ctx.keys.worker_stats).items()}
 
 
 def base_time(n: int) -> int:
@@ -97,7 +97,7 @@ def base_time(n: int) -> int:
 
 def logged_feed(ctx: HubContext, user_id: int, node: str, name: str) -> int:
     """A 10 s feed that the input node/name logs to (input created by a first reading)."""
-    from hub.ingest import NodePost
+    from hub.input.readings import NodePost
 
     feed = ctx.feeds.create(user_id, f"{node}-{name}", interval=10).id
     ctx.inputs.ingest(user_id, [NodePost(node, 1_000_000_000, {name: 0.0})])  # an old reading
@@ -244,7 +244,7 @@ def test_sigterm_flushes_everything(servers, hub_config, ctx, user_id, tmp_path)
             proc.kill()
     assert on_disk(ctx, feed) == [float(i) for i in range(n)]
     assert ctx.feeds.buffer.pending_count() == 0
-    assert ctx.redis.get(ctx.key("worker:heartbeat")) is None  # /health.json: worker down
+    assert ctx.redis.get(ctx.keys.worker_heartbeat) is None  # /health.json: worker down
 
 
 def test_sigkill_leaves_readable_files_and_loses_only_the_unflushed_window(
@@ -372,11 +372,11 @@ class UnbuildableService:
 
 def test_service_exceptions_are_counted_and_do_not_stop_the_worker(
         servers, hub_config, ctx, user_id, monkeypatch):
-    import hub.worker
+    import hub.worker.loop
+    from hub.worker.ingest import IngestService
 
-    monkeypatch.setattr(hub.worker, "SERVICES", (
-        "hub.ingest.IngestService", f"{__name__}.ExplodingService",
-        f"{__name__}.UnbuildableService", "hub.no_such_module.Service"))
+    monkeypatch.setattr(hub.worker.loop, "SERVICES", (
+        IngestService, ExplodingService, UnbuildableService, UnbuildableService))
     with worker_thread(worker_config(hub_config)), publisher(servers) as pub:
         publish_all(pub, [("test/boom/x", "1"), ("test/boom/y", "2"), ("emon/n/ok", "3")])
         wait_until(lambda: "ok" in ctx.inputs.tree(user_id).get("n", {}), what="ingest works")

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from image.qemu import BOOT_FAT_OFFSET, Built
+from image.qemu import BOOT_FAT_OFFSET, Built, raspi3b_command
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 TIMEOUT = 900
@@ -32,10 +32,8 @@ def test_image_boots_to_login_on_raspi3b(built: Built, tmp_path) -> None:
     for name in ("u-boot.bin", "bcm2837-rpi-3-b.dtb"):
         subprocess.run(["mcopy", "-i", f"{disk}@@{BOOT_FAT_OFFSET}", f"::/{name}",
                         str(tmp_path / name)], check=True, env=env)
-    argv = ["qemu-system-aarch64", "-M", "raspi3b", "-accel", "tcg,thread=multi",
-            "-kernel", str(tmp_path / "u-boot.bin"), "-dtb", str(tmp_path / "bcm2837-rpi-3-b.dtb"),
-            "-drive", f"file={disk},format=raw,if=sd", "-display", "none", "-monitor", "none",
-            "-serial", "null", "-serial", f"file:{console}", "-nic", "none"]
+    argv = raspi3b_command(tmp_path / "u-boot.bin", tmp_path / "bcm2837-rpi-3-b.dtb", disk,
+                           console)
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.STDOUT)
     try:

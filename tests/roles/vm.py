@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from image import config, stages
 from tests.roles.tools import apt_install
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,33 +73,10 @@ def host_debian_mirror() -> str:
     raise VmError("no Debian mirror in /etc/apt/sources*")
 
 
-def _words(path: Path) -> set[str]:
-    text = re.sub(r"#.*", "", path.read_text())
-    return set(text.split())
-
-
-def role_packages() -> set[str]:
-    """Every `<role>_packages` list in roles/*/defaults/main.yml (block lists of names)."""
-    packages: set[str] = set()
-    for defaults in sorted((REPO / "roles").glob("*/defaults/main.yml")):
-        for block in re.finditer(r"^\w+_packages:\n((?:  - .+\n)+)", defaults.read_text(),
-                                 re.MULTILINE):
-            packages.update(line.split("- ", 1)[1].strip()
-                            for line in block.group(1).splitlines())
-    return packages
-
-
-def image_packages() -> set[str]:
-    """The image's package set (stage-scripts/*/*/00-packages), if the image build has one."""
-    packages: set[str] = set()
-    for path in sorted((REPO / "stage-scripts").glob("*/*/[0-9][0-9]-packages")):
-        packages |= _words(path)
-    return packages
-
-
 def amd64_packages() -> list[str]:
-    wanted = image_packages() | role_packages() | {"linux-image-amd64", "initramfs-tools",
-                                                    "systemd-sysv", "udev", "python3"}
+    """The image's package set (stage lists + every role's list, as the build reads them)."""
+    cfg = config.load(environ={"MIRROR": "http://mirror.invalid/debian", "GIT_COMMIT": "vm"})
+    wanted = set(stages.all_packages(cfg))
     mapped = {ARM_ONLY.get(p, p) for p in wanted}
     return sorted(p for p in mapped if p)
 

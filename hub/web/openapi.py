@@ -1,0 +1,418 @@
+"""The OpenAPI 3.1 description of the hub's HTTP API, written by hand as one table, and the
+route that serves it (`GET /openapi.json`).
+
+Each `Op` below documents one operation (a route, or a few alias paths that behave the same):
+its methods, the access it needs and its parameters. `document()` turns the table into the
+OpenAPI document served at `/openapi.json`. The table is deliberately NOT generated from the
+routes: `tests/hub/test_openapi.py` compares the two and fails when a route is missing here,
+documented but gone, or guarded differently (`x-access` against the route's `@requires`
+level, `x-public-feeds` against the feed controller's `readable` marker).
+
+Access levels (`x-access`), weakest first: anonymous, read (read key, write key or session),
+write (write key or session), session (logged-in session only), admin (admin session).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import bottle
+
+from hub import __version__
+from hub.web.api import LEVELS
+
+WRITE = ("GET", "POST")  # emoncms tools write by GET; forms and scripts by POST
+
+
+@dataclass(frozen=True)
+class P:
+    """A query/form parameter (or a path parameter when the path has `{name}`)."""
+
+    name: str
+    type: str = "string"  # JSON schema type
+    help: str = ""
+    required: bool = False
+    enum: tuple = ()
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Op:
+    paths: tuple[str, ...]
+    methods: tuple[str, ...]
+    access: str
+    summary: str
+    params: tuple[P, ...] = ()
+    answers: str = "json"  # json | text | csv | binary | json-or-csv | text-or-json
+    public_feeds: bool = False
+    tag: str = ""
+    notes: str = ""
+    result: dict = field(default_factory=dict)  # JSON schema of a 200 answer
+
+
+def _obj(**props: Any) -> dict:
+    return {"type": "object", "properties": props}
+
+
+_N = {"type": ["number", "null"]}
+_I = {"type": "integer"}
+_S = {"type": "string"}
+_B = {"type": "boolean"}
+OK = _obj(success={"const": True})
+KEYS = _obj(success=_B, userid=_I, apikey_read=_S, apikey_write=_S)
+FEED = _obj(id=_I, userid=_I, name=_S, tag=_S, interval=_I, unit=_S, public=_B, engine=_I,
+            time={"type": ["integer", "null"]}, value=_N, size={"type": ["integer", "null"]})
+META = _obj(interval=_I, start_time=_I, end_time=_I, npoints=_I)
+TIMEVALUE = _obj(time={"type": ["integer", "null"]}, value=_N)
+ROWS = {"type": "array", "items": {}, "description": "[[time, value|null], ...] "
+        "(or [value, ...] with timeformat=notime); ids= gives [{feedid, data}, ...]"}
+
+# -- shared parameters ------------------------------------------------------------------------
+FEED_ID = P("id", "integer", "Feed id.", required=True)
+INPUT_ID = P("inputid", "integer", "Input id.", required=True)
+USERNAME = P("username", help="2-64 letters, digits or _ . -", required=True)
+PASSWORD = P("password", help="At least 8 characters.", required=True)
+FLAG = ("0", "1")
+DATA_PARAMS = (
+    P("id", "integer", "Feed id (or `ids`)."),
+    P("ids", help="Comma-separated feed ids (up to 100) instead of `id`."),
+    P("start", "number", "Start, unix seconds (values over 1e11 are taken as ms).",
+      required=True),
+    P("end", "number", "End (inclusive), unix seconds or ms.", required=True),
+    P("interval", help="Seconds between points, 0 = about 800 points, `original`, or a "
+                       "calendar interval: daily, weekly, monthly, annual.", default="0"),
+    P("mode", help="Legacy alias of `interval` for calendar intervals."),
+    P("average", help="1 = mean of each interval; with ids, one 0/1 per feed, "
+                      "comma-separated.", default="0"),
+    P("delta", enum=FLAG, help="1 = differences between consecutive values.", default="0"),
+    P("skipmissing", enum=FLAG, help="1 = leave out missing values.", default="0"),
+    P("limitinterval", enum=FLAG, help="1 = never finer than the feed interval.",
+      default="0"),
+    P("timeformat", enum=("unix", "unixms", "excel", "iso8601", "notime"),
+      help="Time format of each row.", default="unixms"),
+    P("timezone", help="IANA timezone for calendar intervals and excel/iso8601 times; "
+                       "default: the caller's (or the feed owner's) timezone."),
+    P("dp", "integer", "Round values to this many decimals (0-15)."),
+    P("csv", enum=FLAG, help="1 = answer CSV `time,value` (multi-feed: a header and one "
+                             "column per feed).", default="0"),
+)
+POST_PARAMS = (
+    P("node", help="Node name (or in the path: input/post/<node>)."),
+    P("fulljson", help='JSON object {"name": value, ..., "time": t}; answers JSON.'),
+    P("json", help="Legacy {name:value,...} text."),
+    P("csv", help="Comma-separated values, named 1, 2, 3..."),
+    P("data", help="Alias of csv."),
+    P("time", help="Unix time of the reading (default: now)."),
+)
+
+OPS: tuple[Op, ...] = (
+    # -- user ---------------------------------------------------------------------------------
+    Op(("/user/register.json",), ("POST",), "anonymous",
+       "Create an account: open for the first (who becomes admin), then admin only.",
+       (USERNAME, PASSWORD, P("email")), tag="user", result=KEYS),
+    Op(("/user/login.json",), ("POST",), "anonymous",
+       "Log in: sets the hub_session cookie. Rate-limited (429 with Retry-After).",
+       (USERNAME, PASSWORD), tag="user"),
+    Op(("/user/auth.json",), ("POST",), "anonymous",
+       "Exchange username and password for the API keys (third-party apps).",
+       (USERNAME, PASSWORD), tag="user", result=KEYS),
+    Op(("/user/logout.json",), WRITE, "anonymous", "End the session.", tag="user"),
+    Op(("/user/session.json",), ("GET",), "read",
+       "Which user and access level the key or cookie gives.", tag="user",
+       result=_obj(userid=_I, type=_S, admin=_B)),
+    Op(("/user/get.json",), ("GET",), "session", "Your account (with API keys).", tag="user"),
+    Op(("/user/set.json",), ("POST",), "session", "Change email, language or timezone.",
+       (P("email"), P("language", enum=("en", "cy")), P("timezone")), tag="user"),
+    Op(("/user/changepassword.json",), ("POST",), "session",
+       "Change your password; other sessions are logged out.",
+       (P("old", required=True), P("new", required=True)), tag="user"),
+    Op(("/user/newapikeyread.json",), ("POST",), "session", "Replace the read API key.",
+       tag="user"),
+    Op(("/user/newapikeywrite.json",), ("POST",), "session", "Replace the write API key.",
+       tag="user"),
+    Op(("/user/resettoken.json",), ("POST",), "admin",
+       "Admin: a one-time password-reset token for a user (24 h).",
+       (P("userid", "integer", required=True),), tag="user"),
+    Op(("/user/resetpassword.json",), ("POST",), "anonymous",
+       "Set a new password with an admin-issued token.",
+       (P("token", required=True), P("new", required=True)), tag="user"),
+    Op(("/user/list.json",), ("GET",), "admin", "Admin: every account (without keys).",
+       tag="user"),
+    # -- health -------------------------------------------------------------------------------
+    Op(("/health.json",), ("GET",), "anonymous",
+       "200 when MariaDB, Redis, the worker and its broker link are fine, else 503.",
+       tag="health", result=_obj(ok=_B, version=_S, components={"type": "object"})),
+    Op(("/describe",), ("GET",), "anonymous", "Hub type for discovery (`emoncms`).",
+       answers="text", tag="health"),
+    Op(("/version",), ("GET",), "anonymous", "Hub software version.", answers="text",
+       tag="health"),
+    Op(("/openapi.json",), ("GET",), "anonymous", "This document.", tag="health"),
+    # -- feeds --------------------------------------------------------------------------------
+    Op(("/feed/list.json",), ("GET",), "anonymous",
+       "Your feeds; with `userid`, that user's public feeds (no key needed).",
+       (P("meta", enum=FLAG, help="1 adds start_time, end_time, interval, npoints."),
+        P("userid", "integer", "List this user's public feeds.")),
+       public_feeds=True, tag="feed", result={"type": "array", "items": FEED}),
+    Op(("/feed/create.json",), WRITE, "write", "Create a PHPFina feed; tag+name are unique.",
+       (P("name", required=True, help="1-64 letters, digits, spaces or _ - : ."),
+        P("tag", help="0-64 letters, digits, spaces or _ - : ."),
+        P("engine", "integer", "Only 5 (PHPFina).", default=5),
+        P("options", help='JSON {"interval": seconds}; default 10.'),
+        P("unit", help="Up to 16 characters.")),
+       tag="feed", result=_obj(success=_B, feedid=_I, result=_B)),
+    Op(("/feed/get.json", "/feed/aget.json"), ("GET",), "anonymous",
+       "A feed's fields, or one of them with `field`.",
+       (FEED_ID, P("field", help="One field name, e.g. unit.")),
+       public_feeds=True, tag="feed", result=FEED),
+    Op(("/feed/getmeta.json",), ("GET",), "anonymous",
+       "PHPFina meta: interval, start_time, npoints, end_time (unflushed points counted).",
+       (FEED_ID,), public_feeds=True, tag="feed", result=META),
+    Op(("/feed/getid.json",), ("GET",), "read", "The id of your feed with this name.",
+       (P("name", required=True), P("tag")), tag="feed", result=_I),
+    Op(("/feed/set.json",), WRITE, "write", "Change name, tag, unit or public.",
+       (FEED_ID, P("fields", required=True, help='JSON object, e.g. {"public": true}.')),
+       tag="feed"),
+    Op(("/feed/delete.json",), WRITE, "write", "Delete a feed and its data.", (FEED_ID,),
+       tag="feed"),
+    Op(("/feed/value.json",), ("GET",), "anonymous",
+       "Last value (or the value at `time`); null when there is none.",
+       (FEED_ID, P("time", "number", "Unix time: the nearest stored slot.")),
+       public_feeds=True, tag="feed", result=_N),
+    Op(("/feed/timevalue.json",), ("GET",), "anonymous", "Last {time, value}.", (FEED_ID,),
+       public_feeds=True, tag="feed", result=TIMEVALUE),
+    Op(("/feed/fetch.json",), ("GET",), "anonymous",
+       "Last values of several feeds; false for a missing or unreadable feed.",
+       (P("ids", required=True, help="Comma-separated feed ids."),),
+       public_feeds=True, tag="feed", result={"type": "array"}),
+    Op(("/feed/data.json",), ("GET",), "anonymous",
+       "Values between start and end: sampled or averaged, calendar intervals in a "
+       "timezone (DST-correct), JSON or CSV; merges points not yet flushed.",
+       DATA_PARAMS, answers="json-or-csv", public_feeds=True, tag="feed", result=ROWS),
+    Op(("/feed/average.json",), ("GET",), "anonymous", "feed/data with average=1.",
+       DATA_PARAMS, answers="json-or-csv", public_feeds=True, tag="feed", result=ROWS),
+    Op(("/feed/csvexport.json",), ("GET",), "anonymous", "feed/data with csv=1.",
+       DATA_PARAMS, answers="csv", public_feeds=True, tag="feed"),
+    Op(("/feed/export.json",), ("GET",), "anonymous",
+       "Raw PHPFina .dat bytes (float32 LE) from byte offset `start`, rounded down to a "
+       "point and re-sending one point; flushed data only (backup and sync).",
+       (FEED_ID, P("start", "integer", "Byte offset.", default=0)), answers="binary",
+       public_feeds=True, tag="feed"),
+    Op(("/feed/post.json", "/feed/insert.json", "/feed/update.json"), WRITE, "write",
+       "Store one point (`time`, `value`) or many (`data`); buffered, readable at once.",
+       (FEED_ID, P("time", "number", "Unix time; default now."), P("value", "number"),
+        P("data", help="JSON [[time, value], ...] instead of time and value."),
+        P("join", enum=("join", "1", "0"), help="Fill the gap before by interpolation.")),
+       tag="feed", result=_obj(success=_B, points=_I)),
+    # -- inputs -------------------------------------------------------------------------------
+    Op(("/input/post", "/input/post.json"), WRITE, "write",
+       "Post readings of a node (emoncms forms); answers `ok`, or {success} for fulljson.",
+       POST_PARAMS, answers="text-or-json", tag="input"),
+    Op(("/input/post/{node}",), WRITE, "write", "input/post with the node in the path.",
+       POST_PARAMS[1:], answers="text-or-json", tag="input"),
+    Op(("/input/bulk", "/input/bulk.json"), WRITE, "write",
+       "Post many readings: data=[[time_offset, node, v1, v2 | {name: v}, ...], ...].",
+       (P("data", required=True), P("sentat", "number"), P("offset", "number"),
+        P("time", "number")), answers="text", tag="input"),
+    Op(("/input/get", "/input/get.json"), ("GET",), "read",
+       "Inputs as {node: {name: {time, value, processList}}}.",
+       (P("node"), P("name")), tag="input"),
+    Op(("/input/get/{node}",), ("GET",), "read", "One node's inputs.", tag="input"),
+    Op(("/input/get/{node}/{name}",), ("GET",), "read", "One input {time, value}.",
+       tag="input"),
+    Op(("/input/list.json",), ("GET",), "read",
+       "Flat list [{id, nodeid, name, description, processList, time, value}].",
+       tag="input"),
+    Op(("/input/set.json",), WRITE, "write", "Change an input's description.",
+       (INPUT_ID, P("fields", required=True, help='JSON, e.g. {"description": "..."}.')),
+       tag="input"),
+    Op(("/input/delete.json",), WRITE, "write", "Delete inputs.",
+       (P("inputid", "integer"), P("inputids", help="JSON list of ids instead of inputid.")),
+       tag="input"),
+    Op(("/input/process/get.json",), ("GET",), "read", "An input's process list.",
+       (INPUT_ID,), tag="input"),
+    Op(("/input/process/set.json",), ("POST",), "write",
+       'Set a process list: processlist=[{"fn": "process__scale", "args": ["0.001"]}, ...].',
+       (INPUT_ID, P("processlist", required=True)), tag="input"),
+    Op(("/input/process/reset.json",), WRITE, "write", "Empty an input's process list.",
+       (INPUT_ID,), tag="input"),
+    Op(("/input/process/list.json",), ("GET",), "read",
+       "The processes the hub knows, with their arguments.", tag="input"),
+
+    # -- devices and pairing (hub/web/device.py) -----------------------------------
+    Op(("/device/auth/request.json", "/emoncms/device/auth/request.json"), ("GET",),
+       "anonymous", "EmonESP pairing request: `request registered` until the household "
+       "allows it, then `user:password:basetopic` once (429 when rate-limited).",
+       (P("name"), P("type")), answers="text", tag="device"),
+    Op(("/device/auth/pending.json",), ("GET",), "session",
+       "Pending pairing requests (also opens the pairing window).", tag="device"),
+    Op(("/device/auth/check.json",), ("GET",), "session",
+       "emoncms check: the latest pending request, if any.", tag="device"),
+    Op(("/device/auth/allow.json",), ("POST",), "session",
+       "Allow the device at `ip`: it gets a broker account on its next request.",
+       (P("ip", required=True),), tag="device"),
+    Op(("/device/auth/deny.json",), ("POST",), "session", "Refuse the device at `ip`.",
+       (P("ip", required=True),), tag="device"),
+    Op(("/device/pairing/open.json",), ("POST",), "session", "Open the pairing window.",
+       tag="device"),
+    Op(("/device/list.json",), ("GET",), "read", "Your devices (an admin sees all).",
+       tag="device"),
+    Op(("/device/get.json",), ("GET",), "read", "One device.",
+       (P("id", "integer", "Device id.", required=True),), tag="device"),
+    Op(("/device/set.json",), ("POST",), "write", "Rename a device.",
+       (P("id", "integer", "Device id.", required=True), P("name", required=True)),
+       tag="device"),
+    Op(("/device/delete.json",), ("POST",), "session",
+       "Remove a device and revoke its broker account.",
+       (P("id", "integer", "Device id.", required=True),), tag="device"),
+    Op(("/device/account/create.json",), ("POST",), "session",
+       "A broker account for a device set up by hand; the password is shown once.",
+       (P("type", required=True, enum=("openevse", "tasmota", "emonesp")), P("name")),
+       tag="device"),
+    Op(("/device/template/list.json",), ("GET",), "anonymous", "Known device templates.",
+       tag="device"),
+    # -- schedules ----------------------------------------------------------------------------
+    Op(("/schedule/list.json",), ("GET",), "read", "Schedules of your devices.",
+       tag="schedule"),
+    Op(("/schedule/get.json",), ("GET",), "read", "A device's schedule.",
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),
+    Op(("/schedule/set.json",), ("POST",), "write",
+       "Set a device's schedule (`schedule` JSON, or a JSON body).",
+       (P("device", "integer", "Device id.", required=True), P("schedule")), tag="schedule"),
+    Op(("/schedule/mode.json",), ("POST",), "write", "Change a schedule's mode.",
+       (P("device", "integer", "Device id.", required=True), P("mode", required=True)),
+       tag="schedule"),
+    Op(("/schedule/delete.json",), ("POST",), "write", "Delete a device's schedule.",
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),
+    Op(("/schedule/explain.json",), ("GET",), "read",
+       "The chosen slots, their signal and the cost against running now.",
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),)
+
+_SECURITY = {
+    "anonymous": [],
+    "read": [{"apikey": []}, {"bearer": []}, {"session": []}],
+    "write": [{"apikey": []}, {"bearer": []}, {"session": []}],
+    "session": [{"session": []}],
+    "admin": [{"session": []}],
+}
+_CONTENT = {
+    "json": ("application/json",),
+    "text": ("text/plain",),
+    "csv": ("text/csv",),
+    "binary": ("application/octet-stream",),
+    "json-or-csv": ("application/json", "text/csv"),
+    "text-or-json": ("text/plain", "application/json"),
+}
+_ERRORS = {
+    "400": "A parameter is missing or invalid; the message names it.",
+    "401": "No valid key or session (or, anonymously, the feed is not public).",
+    "403": "The key or session is not enough (see x-access), or the feed is another "
+           "user's public feed (read-only).",
+    "404": "No such feed or input (another user's private feed answers 404 too).",
+}
+
+
+def _parameter(p: P, in_path: bool) -> dict:
+    schema: dict[str, Any] = {"type": p.type}
+    if p.enum:
+        schema["enum"] = list(p.enum)
+    if p.default is not None:
+        schema["default"] = p.default
+    out = {"name": p.name, "in": "path" if in_path else "query", "schema": schema,
+           "required": p.required or in_path}
+    if p.help:
+        out["description"] = p.help
+    return out
+
+
+def _operation(op: Op, path: str, method: str) -> dict:
+    path_names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    params = [_parameter(P(name, required=True), True) for name in path_names]
+    params += [_parameter(p, False) for p in op.params]
+    content = {kind: ({"schema": op.result} if kind == "application/json" and op.result
+                      else {"schema": {"type": "string", "format": "binary"}}
+                      if kind == "application/octet-stream" else {})
+               for kind in _CONTENT[op.answers]}
+    responses: dict[str, Any] = {"200": {"description": "Success.", "content": content}}
+    for status, text in _ERRORS.items():
+        if status in ("401", "403") and op.access == "anonymous" and not op.public_feeds:
+            continue
+        responses[status] = {"description": text, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    security = list(_SECURITY[op.access])
+    if op.public_feeds:
+        security = [{}, *_SECURITY["read"]]  # anonymous allowed for public feeds
+    operation = {
+        "summary": op.summary,
+        "operationId": (method.lower() + path.replace("/", "_").replace(".", "_")
+                        .replace("{", "").replace("}", "")),
+        "tags": [op.tag] if op.tag else [],
+        "parameters": params,
+        "responses": responses,
+        "security": security,
+        "x-access": op.access,
+        "x-public-feeds": op.public_feeds,
+    }
+    if op.notes:
+        operation["description"] = op.notes
+    return operation
+
+
+def document() -> dict:
+    paths: dict[str, dict] = {}
+    for op in OPS:
+        if op.access not in LEVELS:
+            raise ValueError(f"{op.paths}: unknown access {op.access!r}")
+        for path in op.paths:
+            for method in op.methods:
+                entry = paths.setdefault(path, {})
+                if method.lower() in entry:
+                    raise ValueError(f"{method} {path} is documented twice")
+                entry[method.lower()] = _operation(op, path, method)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CydYnni Hub API",
+            "version": __version__,
+            "description": (
+                "emoncms-compatible HTTP API of the hub. Authenticate with an API key "
+                "(`?apikey=`, a POST `apikey` field or `Authorization: Bearer`) or the "
+                "`hub_session` cookie from user/login.json. `x-access` is the weakest "
+                "access an operation accepts: anonymous < read (read key) < write (write "
+                "key) < session (logged in) < admin. `x-public-feeds`: anonymous callers and "
+                "other users may read feeds their owner made public. Writes by GET need an "
+                "apikey; with a session cookie send them by POST. Errors are "
+                "`{\"success\": false, \"message\": ...}` with an HTTP status."),
+        },
+        "tags": [{"name": t} for t in ("user", "health", "feed", "input", "device",
+                                        "schedule")],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apikey": {"type": "apiKey", "in": "query", "name": "apikey",
+                           "description": "Read or write key, 32 hex characters."},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "The same API key as a bearer token."},
+                "session": {"type": "apiKey", "in": "cookie", "name": "hub_session"},
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["success", "message"],
+                          "properties": {"success": {"const": False}, "message": _S}},
+            },
+        },
+    }
+
+
+@functools.cache
+def _document() -> dict:
+    return document()
+
+
+def openapi():
+    """The API description, for tools and people; no key needed."""
+    return _document()
+
+
+def register(app: bottle.Bottle) -> None:
+    app.route("/openapi.json", "GET", openapi)
