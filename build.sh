@@ -22,7 +22,8 @@ die() { printf '[ERROR] %s\n' "$*" >&2; exit 1; }
 TEST_APT_PACKAGES=(python3 python3-venv python3-dev gcc mosquitto mosquitto-clients
                    redis-server mariadb-server mariadb-client iproute2 util-linux dbus
                    avahi-daemon avahi-utils
-                   rauc squashfs-tools cryptsetup-bin libubootenv-tool openssl e2fsprogs fdisk)
+                   rauc squashfs-tools cryptsetup-bin libubootenv-tool u-boot-tools openssl
+                   e2fsprogs fdisk faketime)
 
 apt_install() {
   local missing=()
