@@ -158,8 +158,10 @@ class Agent:
         fault_point("trial-judged")
         if not problems:
             self.rauc.mark_good()
+            # The committed build is the floor from now on, also for the other slot's
+            # root filesystem (whose own min-bundle-version is older).
             counter = int(self.state.get("bundle_counter") or 0)
-            if counter > self.floor():
+            if counter > floors.floor(image_id=Path("/nonexistent"), floor_file=self.floor_path):
                 statefile_write_text(self.floor_path, str(counter))
             self.finish("success", f"slot {self.state['target_slot']} passed the trial boot "
                         f"health check; version {self.state['action']['version']} committed")
