@@ -23,7 +23,9 @@ die() { printf '[ERROR] %s\n' "$*" >&2; exit 1; }
 # Debian packages the tests and the dev stack need (servers run as real processes).
 TEST_APT_PACKAGES=(python3 python3-venv python3-dev gcc mosquitto mosquitto-clients
                    redis-server mariadb-server mariadb-client iproute2 util-linux dbus
-                   avahi-daemon avahi-utils chromium fonts-dejavu-core curl)
+                   avahi-daemon avahi-utils chromium fonts-dejavu-core curl
+                   rauc squashfs-tools cryptsetup-bin libubootenv-tool u-boot-tools openssl
+                   e2fsprogs fdisk faketime)
 
 apt_install() {
   local missing=()
@@ -87,10 +89,12 @@ cmd_test() {
   apt_install "${TEST_APT_PACKAGES[@]}"
   ensure_venv
   cmd_assets
+  info "goosebit (the OTA tests' fleet server) in its own venv"
+  "${VENV}/bin/python" -m tests.ota.goosebit ensure-venv >/dev/null
   info "ruff"
   "${VENV}/bin/ruff" check .
-  info "unit and integration tests (real Mosquitto, Redis, MariaDB)"
-  "${VENV}/bin/python" -m pytest -q --ignore=tests/image "$@"
+  info "unit and integration tests (real Mosquitto, Redis, MariaDB, RAUC, goosebit)"
+  "${VENV}/bin/python" -m pytest -q --ignore=tests/image -m "not qemu" "$@"
   if [ "${SKIP_IMAGE:-0}" = 1 ]; then
     info "SKIP_IMAGE=1: not building or boot-testing the SD image"
     return 0

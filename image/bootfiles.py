@@ -21,7 +21,7 @@ FIRMWARE_FILES = (
 # DTBs the Pi firmware hands to U-Boot (upstream_kernel=1 names); Linux gets the slot's own.
 DTB_GLOBS = ("bcm2837-rpi-3-*.dtb", "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb",
              "bcm2837-rpi-cm3-io3.dtb", "bcm2711-rpi-cm4-io.dtb")
-INITIAL_BOOT_STATE = {"BOOT_ORDER": "A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0"}
+INITIAL_BOOT_STATE = {"BOOT_ORDER": "A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_SEQ": "0"}
 
 
 def extract(debs: Path, package: str, dest: Path) -> Path:
@@ -66,6 +66,8 @@ def main() -> int:
     log.run(["mkimage", "-A", "arm64", "-O", "linux", "-T", "script", "-C", "none",
              "-n", "cydynni A/B boot", "-d", OVERLAY_BOOT / "boot.cmd", bootfs / "boot.scr"])
     write_rauc_env(bootfs / "rauc.env", work)
+    # the second copy (boot.cmd, ota/bootenv.py): a power cut during a write loses neither
+    shutil.copy2(bootfs / "rauc.env", bootfs / "rauc.env.b")
     log.info(f"boot FAT: {len(list(bootfs.iterdir()))} files")
     return 0
 

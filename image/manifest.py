@@ -43,6 +43,10 @@ def write(cfg: BuildConfig, durations: dict[str, float]) -> Path:
         "packages": json.loads((work / "packages.json").read_text()),
         "stage_seconds": durations,
     }
+    ota_bundle = work / "ota-bundle.json"  # written by stage 50-export/03-ota-bundle
+    if ota_bundle.is_file():
+        manifest["ota_bundle"] = json.loads(ota_bundle.read_text())
+        manifest["files"]["ota_bundle"] = manifest["ota_bundle"]["file"]
     path = deploy / f"{base}.manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     (deploy / "latest.json").write_text(json.dumps({"manifest": path.name}) + "\n")

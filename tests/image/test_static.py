@@ -83,7 +83,9 @@ def test_boot_fat_holds_firmware_uboot_and_ab_state(partitions: dict[int, Path],
     out = subprocess.run(["fw_printenv", "-c", str(cfg)], check=True, capture_output=True,
                          text=True).stdout
     assert dict(line.split("=", 1) for line in out.splitlines()) == {
-        "BOOT_ORDER": "A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0"}
+        "BOOT_ORDER": "A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_SEQ": "0"}
+    # the second copy of the state (ota/bootenv.py), identical at first
+    assert mtype(partitions[1], "rauc.env.b") == env_file.read_bytes()
 
 
 def test_slot_has_kernel_initrd_and_dtbs_where_boot_scr_loads_them(root_a: Path) -> None:
