@@ -11,12 +11,14 @@ import hashlib
 import json
 import time
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from paho.mqtt import publish
 
+from image.config import REPO_DIR as ROOT
 from image.qemu import Built
 from tests.image.guest import SERVER_APIKEY, Guest, GuestError
 
@@ -114,6 +116,21 @@ def test_booted_slot_marked_good(guest: Guest) -> None:
     assert env["BOOT_A_LEFT"] == "3", env
     assert env["BOOT_ORDER"].split()[0] == "A"
     assert "rootfs.0" in guest.ssh("rauc status --output-format=shell").stdout
+
+
+def test_display_is_served_from_the_image(guest: Guest) -> None:
+    """A fresh hub's browser gets the first-run page (with the setup-code field) on port 80,
+    and the display's own and npm-built assets come from the image unchanged."""
+    with urllib.request.urlopen(guest.url(""), timeout=30) as page:  # follows the 303
+        assert page.url.endswith("/setup"), page.url
+        assert page.headers.get_content_type() == "text/html"
+        assert 'name="setup_code"' in page.read().decode()
+    with urllib.request.urlopen(guest.url("static/app.css"), timeout=30) as css:
+        assert css.headers.get_content_type() == "text/css"
+        assert css.headers["X-Content-Type-Options"] == "nosniff"
+        assert css.read() == (ROOT / "hub/web/static/app.css").read_bytes()
+    with urllib.request.urlopen(guest.url("static/vendor/uPlot.iife.min.js"), timeout=30) as js:
+        assert js.read() == (ROOT / "node_modules/uplot/dist/uPlot.iife.min.js").read_bytes()
 
 
 def test_reading_published_over_mqtt_appears_in_feed_api(guest: Guest, state: dict) -> None:
