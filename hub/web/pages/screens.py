@@ -33,10 +33,8 @@ def _history_json(history) -> str:
                       allow_nan=False).replace("</", "<\\/")
 
 
-@session_only
-def live():
-    """GET /api/live: the one small object pages poll; 304 when unchanged (ETag)."""
-    payload = ctx().display.live(_user())
+def _polled(payload: dict):
+    """A polled object: 304 when the page already has this one (ETag), else it with `now`."""
     tag = etag(payload)
     security_headers()
     response.set_header("ETag", tag)
@@ -44,19 +42,18 @@ def live():
     if request.get_header("If-None-Match") == tag:
         return bottle.HTTPResponse(status=304, headers={"ETag": tag})
     return payload | {"now": int(time.time())}
+
+
+@session_only
+def live():
+    """GET /api/live: the one small object pages poll; 304 when unchanged (ETag)."""
+    return _polled(ctx().display.live(_user()))
 
 
 @session_only
 def pairing_requests():
     """GET /api/pairing: pending pairing requests, polled fast so the pop-up shows in 2 s."""
-    payload = {"pairing": ctx().display.pairing_requests()}
-    tag = etag(payload)
-    security_headers()
-    response.set_header("ETag", tag)
-    response.set_header("Cache-Control", "no-cache")
-    if request.get_header("If-None-Match") == tag:
-        return bottle.HTTPResponse(status=304, headers={"ETag": tag})
-    return payload | {"now": int(time.time())}
+    return _polled({"pairing": ctx().display.pairing_requests()})
 
 
 def best_page():
