@@ -47,7 +47,9 @@ def test_image_boots_to_login_on_raspi3b(built: Built, tmp_path) -> None:
         process.kill()
         process.wait()
     tail = "\n".join(text.splitlines()[-30:])
-    assert "cydynni: order A, A_LEFT 2, B_LEFT 0, slot A" in text, tail
+    # boot.cmd names the boot-state copy it used (rauc.env or rauc.env.b) and its sequence
+    assert re.search(r"cydynni: state from rauc\.env(\.b)?, order A, A_LEFT 2, B_LEFT 0, "
+                     r"seq \d, slot A", text), tail
     assert "Machine model: Raspberry Pi 3 Model B" in text, tail
     assert "rauc.slot=A" in text and "root=PARTUUID=" in text, tail
     assert "mmcblk0p2" in text, tail
