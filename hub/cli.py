@@ -27,17 +27,14 @@ from hub.user.store import UserError
 
 
 def _web(args: argparse.Namespace, ctx: HubContext) -> int:
-    from cheroot import wsgi
-
     from hub.web.app import create_app
+    from hub.web.server import make_server
 
     config = ctx.config
     app = create_app(config, ctx)
     host = args.host or config.web_host
     port = args.port or config.web_port
-    server = wsgi.Server((host, port), app, numthreads=config.web_threads,
-                         server_name="cydynni-hub")
-    server.max_request_body_size = config.max_body_bytes
+    server = make_server(app, host, port, config.web_threads)
     # systemd stops us with SIGTERM. Stop the server from another thread (as cheroot expects):
     # raising in the handler could leave a lock inside the server held and hang the stop.
     signal.signal(signal.SIGTERM,

@@ -58,13 +58,12 @@ def ctx(hub_config: Config) -> Iterator[HubContext]:
 @pytest.fixture
 def web(ctx: HubContext) -> Iterator[tuple[str, int]]:
     """A real cheroot server of a fresh app on a free loopback port."""
-    from cheroot import wsgi
-
     from hub.web.app import create_app
+    from hub.web.server import make_server
 
     app = create_app(ctx.config, ctx)
     port = free_port()
-    server = wsgi.Server(("127.0.0.1", port), app, numthreads=4)
+    server = make_server(app, "127.0.0.1", port, 4)
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()

@@ -40,12 +40,12 @@ def _error(res: Response, status: int) -> str:
 @contextlib.contextmanager
 def serve(config: Config, timeout: float | None = None) -> Iterator[Client]:
     """Another real server (own settings) on the test's database and Redis prefix."""
-    from cheroot import wsgi
+    from hub.web.server import make_server
 
     ctx = HubContext(config)
     app = create_app(config, ctx)
     port = free_port()
-    server = wsgi.Server(("127.0.0.1", port), app, numthreads=2)
+    server = make_server(app, "127.0.0.1", port, 2)
     if timeout is not None:
         server.timeout = timeout
     server.prepare()
@@ -66,6 +66,13 @@ def with_settings(config: Config, **changes: object) -> Config:
 def raw(web: tuple[str, int], request: bytes, shutdown: bool = False,
         timeout: float = 30) -> tuple[int, dict[str, str], bytes, float]:
     """Send bytes as they are; (status, headers, body, seconds taken)."""
+    status, headers, body, seconds, _ = raw_with_rest(web, request, shutdown, timeout)
+    return status, headers, body, seconds
+
+
+def raw_with_rest(web: tuple[str, int], request: bytes, shutdown: bool = False,
+                  timeout: float = 30) -> tuple[int, dict[str, str], bytes, float, bytes]:
+    """As raw(), plus every byte the server sent after the first response until it closed."""
     started = time.monotonic()
     with socket.create_connection(web, timeout=timeout) as sock:
         sock.sendall(request)
@@ -86,7 +93,12 @@ def raw(web: tuple[str, int], request: bytes, shutdown: bool = False,
             if not chunk:
                 break
             body += chunk
-    return int(lines[0].split()[1]), headers, body, time.monotonic() - started
+        seconds = time.monotonic() - started
+        body, rest = body[:length], body[length:]
+        if headers.get("connection") == "close":
+            while chunk := sock.recv(65536):
+                rest += chunk
+    return int(lines[0].split()[1]), headers, body, seconds, rest
 
 
 # -- 1. feed/csvexport.json is capped -----------------------------------------------------------
@@ -367,10 +379,12 @@ def test_content_length_with_chunked_is_400_json(web):
     request = (b"POST /user/login.json HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                b"Transfer-Encoding: chunked\r\n"
                b"Content-Type: application/x-www-form-urlencoded\r\n\r\n0\r\n\r\n")
-    status, headers, body, _ = raw(web, request)
+    status, headers, body, _, rest = raw_with_rest(web, request)
     assert status == 400, body
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body)["success"] is False
+    # The connection is closed, so the chunked body is never parsed as a second request.
+    assert headers["connection"] == "close" and rest == b""
 
 
 @pytest.mark.parametrize("body", [

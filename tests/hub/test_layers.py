@@ -42,7 +42,7 @@ SERVER_PACKAGES = {"redis", "pymysql", "paho", "bottle", "cheroot"}
 
 # (module, imported module): why the import waits until the function runs.
 ALLOWED_LOCAL_IMPORTS = {
-    ("hub.cli", "cheroot"): "only `hub web` needs the server",
+    ("hub.cli", "hub.web.server"): "only `hub web` needs the server",
     ("hub.cli", "hub.web.app"): "`hub worker` and `hub admin` need not load the web side",
     ("hub.cli", "hub.worker.loop"): "`hub web` and `hub admin` need not load the worker",
 }
