@@ -96,12 +96,12 @@ def main() -> None:
         cases = [("day", 10, end10 - DAY, end10), ("month", 10, end10 - 30 * DAY, end10),
                  ("year", 10, end10 - YEAR, end10), ("1year_feed", 1, START, START + YEAR),
                  (f"{YEARS}years", 10, START, end10)]
-        figures = {}
+        figures, bests, plain_bests = {}, {}, {}
         for name, feed_id, start, end in cases:
             fast, fast_best, rows = timed(summary, feed_id, start, end)
             slow, slow_best, plain_rows = timed(plain, feed_id, start, end)
             assert rows == plain_rows, f"{name}: summary and plain reads differ"
-            figures[name] = fast
+            figures[name], bests[name], plain_bests[name] = fast, fast_best, slow_best
             print(f"  {name:>11}: {len(rows):5} points  summary {fast:7.3f} ms "
                   f"(best {fast_best:.3f})  plain {slow:8.2f} ms (best {slow_best:.2f})  "
                   f"x{slow / fast:.0f}; identical answers")
@@ -112,6 +112,15 @@ def main() -> None:
         print(json.dumps({"bench": "feed_read_summary_10y_over_1y",
                           "value": round(figures[f"{YEARS}years"] / figures["1year_feed"], 3),
                           "unit": "ratio", "reference": 1.0}))
+        # Medians swing with the load of a shared machine; the best of RUNS is the engine.
+        best_ratio = bests[f"{YEARS}years"] / bests["1year_feed"]
+        print(f"  best of {RUNS}: 1-year feed {bests['1year_feed']:.3f} ms, {YEARS}-year read "
+              f"{bests[f'{YEARS}years']:.3f} ms, ratio {best_ratio:.2f}")
+        print(json.dumps({"bench": "feed_read_summary_year_1000_best",
+                          "value": round(bests["1year_feed"], 3), "unit": "ms",
+                          "reference": round(plain_bests["1year_feed"], 3)}))
+        print(json.dumps({"bench": "feed_read_summary_10y_over_1y_best",
+                          "value": round(best_ratio, 3), "unit": "ratio", "reference": 1.0}))
 
         os.makedirs(f"{root}/flushes")
         summary_bpp, dat_bpp, points = bytes_per_point(f"{root}/flushes")

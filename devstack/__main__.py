@@ -1,20 +1,23 @@
 """`./build.sh dev`: real Mosquitto, Redis and MariaDB plus `hub web` and `hub worker` on
-localhost with a throwaway data directory. Prints the URL and the broker credentials; Ctrl-C
-stops everything and deletes the directory (pass --keep to keep it)."""
+localhost with a throwaway data directory. Prints the URL, the broker credentials, the config
+file and where every log is; a hub process that exits is restarted with backoff and its log
+path and last lines are printed (devstack/supervise.py). Ctrl-C stops everything and deletes
+the directory (pass --keep to keep it)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from devstack.servers import Servers, free_port
+from devstack.supervise import Child, Supervisor
 
 
 def _toml(settings: dict[str, object]) -> str:
@@ -37,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="cydynni-dev-"))
     port = args.port if _port_is_free(args.port) else free_port()
-    procs: list[subprocess.Popen] = []
     try:
         (root / "servers").mkdir()
         with Servers.start(root / "servers") as servers:
@@ -45,33 +47,35 @@ def main(argv: list[str] | None = None) -> int:
             data = root / "data"
             data.mkdir()
             settings = servers.hub_settings(data, "hub")
-            settings.update(web_host="127.0.0.1", web_port=port, flush_interval=60)
+            setup_code = secrets.token_hex(4)  # as first boot makes one per device
+            settings.update(web_host="127.0.0.1", web_port=port, flush_interval=60,
+                            setup_code=setup_code)
             config = root / "hub.toml"
             config.write_text(_toml(settings))
             config.chmod(0o600)
             env = {**os.environ, "HUB_CONFIG": str(config)}
-            for role in ("web", "worker"):
-                log = open(root / f"hub-{role}.log", "ab")  # noqa: SIM115 - lives with the process
-                procs.append(subprocess.Popen([sys.executable, "-m", "hub", role], env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))
+            supervisor = Supervisor([
+                Child(f"hub {role}", [sys.executable, "-m", "hub", role], root / f"hub-{role}.log",
+                      env) for role in ("web", "worker")])
+            supervisor.say = lambda line: print(line, flush=True)
+            supervisor.start()
             print(f"[INFO] hub:   http://127.0.0.1:{port}/  (register the first user: admin)")
+            print(f"[INFO] setup code for the first account: {setup_code}")
             print(f"[INFO] mqtt:  127.0.0.1:{servers.mqtt_port} user {servers.mqtt_user} "
                   f"(password in {config})")
-            print(f"[INFO] logs:  {root}/hub-web.log, {root}/hub-worker.log")
-            print("[INFO] Ctrl-C stops everything")
+            print(f"[INFO] config: HUB_CONFIG={config} (for `hub admin …` against this stack)")
+            print(f"[INFO] logs:  {root}/hub-web.log, {root}/hub-worker.log; servers: "
+                  f"{servers.root}/{{redis,mariadb,mosquitto}}.log")
+            print("[INFO] Ctrl-C stops everything", flush=True)
             signal.signal(signal.SIGTERM, _interrupt)
             try:
-                while all(p.poll() is None for p in procs):
-                    time.sleep(0.5)
-                print("[ERROR] a hub process exited; see the logs above", file=sys.stderr)
-                return 1
+                while True:
+                    supervisor.check()
+                    time.sleep(0.2)
             except KeyboardInterrupt:
                 return 0
             finally:
-                for proc in procs:
-                    proc.terminate()
-                for proc in procs:
-                    proc.wait(timeout=30)
+                supervisor.stop()
     finally:
         if args.keep:
             print(f"[INFO] kept {root}")

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +29,18 @@ import pymysql
 
 DYNSEC_PLUGIN_GLOB = "/usr/lib/*/mosquitto_dynamic_security.so"
 START_TIMEOUT_S = 60.0
+
+
+def redis_argv(port: int, data: Path) -> list[str]:
+    """Redis as the image runs it (roles/redis): no periodic snapshot, no append-only file,
+    but a save into its directory on SIGTERM/SIGINT that the next start loads, so a restart
+    loses nothing (on the device the directory is the tmpfs /run/redis); when full it refuses
+    writes (noeviction) rather than dropping keys. The limit is higher than the device's 64 MB
+    because one test Redis serves every test of a run, each under its own prefix."""
+    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+            "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
+            "--shutdown-on-sigterm", "save", "--shutdown-on-sigint", "save",
+            "--maxmemory", "512mb", "--maxmemory-policy", "noeviction", "--daemonize", "no"]
 
 
 class ServerStartError(RuntimeError):
@@ -130,12 +143,23 @@ class Servers:
     def start_redis(self) -> None:
         data = self.root / "redis"
         data.mkdir(exist_ok=True)
-        self.redis_port = free_port()
-        proc, log = self._spawn("redis", [
-            "redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port),
-            "--dir", str(data), "--save", "", "--appendonly", "no", "--daemonize", "no",
-        ])
+        self.redis_port = self.redis_port or free_port()
+        proc, log = self._spawn("redis", redis_argv(self.redis_port, data))
         _wait_for_port(self.redis_port, "redis-server", proc, log)
+
+    def restart_redis(self, kill: bool = False) -> None:
+        """Stop Redis (SIGTERM, as systemctl does; SIGKILL for a crash) and start it again
+        on the same port with the same directory."""
+        proc = self.procs.pop("redis")
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        proc.wait(timeout=60)
+        for _ in range(50):  # the old socket may linger briefly
+            try:
+                self.start_redis()
+                return
+            except ServerStartError:
+                time.sleep(0.1)
+        raise ServerStartError("redis did not restart")
 
     # -- MariaDB -----------------------------------------------------------------------------
 
@@ -158,14 +182,7 @@ class Servers:
             raise ServerStartError(f"mariadb-install-db failed; see {install_log}")
         self.db_port = free_port()
         self.db_socket = str(self.root / "mysqld.sock")
-        proc, log = self._spawn("mariadb", [
-            "mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.db_socket}",
-            f"--port={self.db_port}", "--bind-address=127.0.0.1", f"--user={user}",
-            f"--pid-file={self.root / 'mysqld.pid'}", "--skip-log-bin", f"--tmpdir={tmp}",
-            "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
-            "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve",
-        ])
-        _wait_for_port(self.db_port, "mariadbd", proc, log)
+        self._spawn_mariadb()
         root = pymysql.connect(unix_socket=self.db_socket, user="root", autocommit=True)
         with root.cursor() as cur:
             for host in ("localhost", "127.0.0.1"):
@@ -174,6 +191,32 @@ class Servers:
                 # Tests create a fresh database per test, so the test user may create any.
                 cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.db_user}'@'{host}'")
         root.close()
+
+    def _spawn_mariadb(self) -> None:
+        data, tmp, user = self.root / "mysql", self.root / "mysql-tmp", _current_user()
+        for _ in range(50):  # after a restart the old socket may linger briefly
+            proc, log = self._spawn("mariadb", [
+                "mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.db_socket}",
+                f"--port={self.db_port}", "--bind-address=127.0.0.1", f"--user={user}",
+                f"--pid-file={self.root / 'mysqld.pid'}", "--skip-log-bin", f"--tmpdir={tmp}",
+                "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
+                "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve",
+            ])
+            try:
+                _wait_for_port(self.db_port, "mariadbd", proc, log)
+                return
+            except ServerStartError:
+                if proc.poll() is None:
+                    raise
+                time.sleep(0.2)
+        raise ServerStartError(f"mariadbd did not start; see {self.root / 'mariadb.log'}")
+
+    def restart_mariadb(self) -> None:
+        """Stop MariaDB (SIGTERM) and start it again on the same port and data."""
+        proc = self.procs.pop("mariadb")
+        proc.terminate()
+        proc.wait(timeout=60)
+        self._spawn_mariadb()
 
     def _as_root(self, *statements: str) -> None:
         conn = pymysql.connect(unix_socket=self.db_socket, user="root", autocommit=True)

@@ -16,10 +16,13 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from hub.config import ConfigError, load_config
+from hub.config import ConfigError, config_path, load_config
 from hub.context import HubContext
 from hub.db import migrate
 from hub.errors import DatabaseError
+from hub.sync.link import InvalidLink, LinkError
+from hub.sync.run import sync_once
+from hub.sync.store import ProvisionRequest, SyncBusy
 from hub.user.store import UserError
 
 
@@ -73,7 +76,51 @@ def _admin(args: argparse.Namespace, ctx: HubContext) -> int:
                           for u in users.list()], indent=2))
     elif args.action == "show-config":
         print(json.dumps(ctx.config.public(), indent=2))
+    elif args.action == "provision":
+        return _provision(args, ctx)
+    elif args.action == "sync":
+        return _sync(ctx)
     return 0
+
+
+def _provision(args: argparse.Namespace, ctx: HubContext) -> int:
+    """Check the server and account with a test call, then store the link (0600)."""
+    url = args.url or ctx.config.server_url
+    if not url:
+        print("[ERROR] give --url (no server_url setting either)", file=sys.stderr)
+        return 2
+    # bandit B105: an empty start value, not a credential; it is asked for below when needed.
+    password = ""  # nosec B105
+    if args.username and not args.apikey:
+        password = getpass.getpass("server password: ") if args.password is None \
+            else args.password
+    if args.user:
+        user_id = ctx.users.by_username(args.user).id
+    else:
+        admins = [u.id for u in ctx.users.list() if u.is_admin]
+        user_id = admins[0] if admins else ctx.config.mqtt_user_id
+    request = ProvisionRequest(url=url, apikey=args.apikey or "", username=args.username or "",
+                               password=password, allow_http=args.allow_http,
+                               ca_file=args.ca_file or "", user_id=user_id)
+    try:
+        link = ctx.sync.provision(request)
+    except (InvalidLink, LinkError) as exc:
+        print(f"[ERROR] not provisioned: {exc}", file=sys.stderr)
+        return 1
+    ctx.sync.request_run()
+    print(f"[INFO] provisioned {link.url}; the worker starts the first sync shortly")
+    return 0
+
+
+def _sync(ctx: HubContext) -> int:
+    """Run one sync now in this process (the worker's lock keeps it the only one)."""
+    try:
+        status = sync_once(ctx)
+    except SyncBusy as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2))
+    return 0 if status.get("last_run", {}).get("ok") else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--password", help="prompted for when omitted")
     actions.add_parser("list-users", help="list users")
     actions.add_parser("show-config", help="print the settings in force (secrets hidden)")
+    provision = actions.add_parser("provision", help="link the hub to the community server "
+                                   "(checked with a test call before it is stored)")
+    provision.add_argument("--url", help="https://host[/path] (default: server_url setting)")
+    provision.add_argument("--apikey", help="the household's read API key on the server")
+    provision.add_argument("--username", help="server login, exchanged once for the key")
+    provision.add_argument("--password", help="prompted for when omitted")
+    provision.add_argument("--allow-http", action="store_true",
+                           help="allow a plain http URL (the key travels unencrypted)")
+    provision.add_argument("--ca-file", help="trust this private CA instead of the system CAs")
+    provision.add_argument("--user", help="local user owning the mirrored feeds "
+                                          "(default: the first admin)")
+    actions.add_parser("sync", help="run one server sync now and print the status")
     admin.set_defaults(run=_admin)
     return parser
 
@@ -108,11 +167,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = None
     try:
-        ctx = HubContext(load_config(args.config))
+        config = load_config(args.config)
+        ctx = HubContext(config)
         return args.run(args, ctx)
-    except (ConfigError, DatabaseError) as exc:
+    except ConfigError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        if config is not None and config.source is None:
+            print(f"[ERROR] no config file was read ({args.config or 'HUB_CONFIG'} = "
+                  f"{config_path(args.config)} does not exist), so the built-in defaults "
+                  "of the device were used. Point --config or HUB_CONFIG at the hub's TOML "
+                  "file, or set HUB_DB_HOST/HUB_DB_PORT/HUB_DB_SOCKET/HUB_DB_USER/"
+                  "HUB_DB_PASSWORD/HUB_DB_NAME (on a dev machine, `./build.sh dev` prints "
+                  "the settings of its stack).", file=sys.stderr)
         return 2
     except UserError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)

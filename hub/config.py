@@ -63,20 +63,48 @@ SETTINGS: tuple[Setting, ...] = (
             "(its persistent session keeps QoS 1 readings while it is away)."),
     Setting("max_nodes_per_user", 32, "Distinct input nodes a user may have (emoncms: 32)."),
     # Web
-    Setting("web_host", "0.0.0.0", "Address the web server listens on."),
+    # bandit B104: the hub serves the household LAN (devices, phones).
+    Setting("web_host", "0.0.0.0", "Address the web server listens on."),  # nosec B104
     Setting("web_port", 8080, "Port the web server listens on (80 on the device)."),
     Setting("web_threads", 8, "Worker threads of the WSGI server."),
     Setting("session_key", "", "Secret for session tokens (generated per device)."),
     Setting("session_lifetime", 30 * 24 * 3600, "Seconds a login session stays valid."),
     Setting("max_body_bytes", 1_000_000, "Largest HTTP request body accepted."),
-    Setting("login_attempts", 5, "Failed logins per user and address before a lockout."),
-    Setting("login_lockout", 300, "Seconds a login lockout lasts."),
+    Setting("login_attempts", 5, "Failed logins from one address before that address is "
+            "locked out."),
+    Setting("login_account_attempts", 20, "Failed logins to one account, from any addresses, "
+            "before the account is locked out."),
+    Setting("login_lockout", 300, "Seconds the first lockout lasts; each further lockout "
+            "within a day doubles it, up to login_lockout_max."),
+    Setting("login_lockout_max", 86400, "Longest lockout, in seconds."),
+    Setting("trusted_proxies", "", "Comma-separated addresses or networks of reverse proxies "
+            "whose X-Forwarded-For is believed; empty: the TCP peer is the client."),
+    Setting("setup_code", "", "First-run claim code: creating the first account over HTTP "
+            "needs it (generated per device at first boot, or the code on the box's label "
+            "given in cydynni.txt); empty: only `hub admin create-user` can."),
+    Setting("csv_max_points", 200_000, "Most rows one feed/csvexport.json request may ask "
+            "for (the answer is built in memory)."),
     # Devices
     Setting("broadcast_enabled", False, "Announce the hub by UDP broadcast on port 5005."),
     Setting("mdns_enabled", False, "Announce cydynni.local and services over mDNS."),
     Setting("pairing_window", 60, "Seconds a device has to fetch its credentials after Allow."),
     # Server sync and updates
-    Setting("server_url", "", "Community server to sync with; empty when not provisioned."),
+    Setting("server_url", "", "Community server offered by `hub admin provision` when no "
+            "--url is given (the provisioned link lives in <data_dir>/sync/link.json)."),
+    Setting("sync_interval", 3600, "Seconds between server sync runs."),
+    Setting("sync_max_bytes", 64 * 1024 * 1024, "Most bytes one sync run downloads (the rest "
+            "follows in the next run)."),
+    Setting("sync_connect_timeout", 10, "Seconds to connect to the server."),
+    Setting("sync_read_timeout", 30, "Seconds the server may stay silent during a request."),
+    Setting("sync_min_bytes_per_s", 2048, "Slowest transfer accepted, averaged over "
+            "sync_window seconds; slower is cut off."),
+    Setting("sync_window", 20, "Seconds over which the minimum throughput is measured."),
+    Setting("sync_retry_min", 300, "Seconds before retrying after a failed sync (doubles "
+            "per failure)."),
+    Setting("sync_retry_max", 21600, "Longest wait between retries after failures."),
+    # In-home display
+    Setting("update_status_file", "/data/ota/status.json",
+            "Update agent status JSON the Updates page reads; absent = updates not set up."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,7 +167,15 @@ class Config(Mapping[str, Any]):
 
 
 def _is_secret(name: str) -> bool:
-    return name.endswith(("password", "_key"))
+    return name.endswith(("password", "_key", "_code"))
+
+
+def config_path(path: str | os.PathLike | None = None,
+                environ: Mapping[str, str] | None = None) -> Path:
+    """The TOML file to read: `path`, else $HUB_CONFIG (if set and not empty), else the
+    device's DEFAULT_CONFIG_PATH."""
+    environ = os.environ if environ is None else environ
+    return Path(path or environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
 def load_config(path: str | os.PathLike | None = None,
@@ -147,9 +183,9 @@ def load_config(path: str | os.PathLike | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     values = {s.name: s.default for s in SETTINGS}
-    path = Path(path or environ.get("HUB_CONFIG", DEFAULT_CONFIG_PATH))
+    path = config_path(path, environ)
     source = None
-    if path.exists():
+    if path.is_file():
         try:
             doc = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -20,9 +20,12 @@ from hub.device.planning import SignalStore
 from hub.device.schedule import ScheduleStore
 from hub.device.store import DeviceStore
 from hub.device.templates import DeviceTemplates
+from hub.display.household import HouseholdStore
+from hub.display.screens import DisplayService
 from hub.feed.store import FeedStore
 from hub.input.store import InputStore
 from hub.names import RedisKeys
+from hub.sync.store import SyncStore
 from hub.user.store import UserStore
 
 
@@ -81,6 +84,21 @@ class HubContext:
     @cached_property
     def signal(self) -> SignalStore:
         return SignalStore(self.redis, self.keys, self.config.timezone)
+
+    @cached_property
+    def households(self) -> HouseholdStore:
+        return HouseholdStore(self.db, self.feeds)
+
+    @cached_property
+    def display(self) -> DisplayService:
+        return DisplayService(self.feeds, self.households, self.signal, self.pairing,
+                              self.devices, self.schedules, self.config.timezone,
+                              self.config.update_status_file)
+
+    @cached_property
+    def sync(self) -> SyncStore:
+        return SyncStore(self.config.data_dir, self.config.feed_dir, self.redis,
+                         self.keys.sync_progress)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -5,6 +5,7 @@ against it. Every key lives under the configured `redis_prefix` (default `hub:`)
 
     worker:heartbeat             JSON {pid, mqtt_connected, started, queued, services}, TTL 30 s
     worker:stats                 hash of worker counters (messages, bad_payloads, flushes, …)
+    worker:redis-run             the Redis run id the worker last saw (notices Redis restarts)
     feedbuffer:…                 the feed write buffer (hub/feed/buffer.py owns the layout)
     feed:<id>                    hash: last time and value of a feed
     input:last:<user>            hash: last time and value of each input of a user
@@ -20,6 +21,7 @@ against it. Every key lives under the configured `redis_prefix` (default `hub:`)
     schedules:version            bumped when a schedule changes
     pairing:…                    pending pairing requests and grants (hub/device/pairing.py)
     events                       pub/sub channel of UI events (pairing, device state)
+    sync:progress                JSON live state of a running server sync, TTL 60 s
 """
 
 from __future__ import annotations
@@ -52,11 +54,19 @@ class RedisKeys:
         return self._key("worker", "stats")
 
     @property
+    def worker_redis_run(self) -> str:
+        return self._key("worker", "redis-run")
+
+    @property
     def feed_buffer(self) -> str:
         return self._key("feedbuffer", "")
 
     def feed(self, feed_id: int) -> str:
         return self._key("feed", feed_id)
+
+    @property
+    def sync_progress(self) -> str:
+        return self._key("sync", "progress")
 
     def input_last(self, user_id: int) -> str:
         return self._key("input", "last", user_id)

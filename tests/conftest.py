@@ -22,6 +22,7 @@ from hub.context import HubContext
 from tests.client import Client
 
 _counter = itertools.count()
+SETUP_CODE = "TEST-SETUP-CODE"  # the first-run claim code of every test hub
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +39,7 @@ def hub_config(servers: Servers, tmp_path: Path) -> Iterator[Config]:
     overrides = servers.hub_settings(tmp_path / "data", db_name)
     overrides["redis_prefix"] = f"test{next(_counter)}-{uuid.uuid4().hex[:6]}:"
     overrides["flush_interval"] = 1
+    overrides["setup_code"] = SETUP_CODE
     (tmp_path / "data").mkdir()
     yield load_config(tmp_path / "absent.toml", overrides=overrides, environ={})
     servers.drop_database(db_name)
@@ -96,7 +98,8 @@ def make_account(client_factory, username: str, password: str = "correct horse",
                  by: Client | None = None) -> Account:
     """Register (as `by`, an admin session, when not the first user) and log in."""
     registrar = by or client_factory()
-    reg = registrar.post("/user/register.json", {"username": username, "password": password})
+    reg = registrar.post("/user/register.json", {"username": username, "password": password,
+                                                 "setup_code": SETUP_CODE})
     assert reg.status == 200, reg.text
     keys = reg.json()
     session = client_factory()

@@ -35,7 +35,7 @@ import redis
 
 from hub.device.dynsec import new_password, own_topic
 from hub.device.errors import NoPendingRequest, PairingError, PairingRateLimited, UnknownDevice
-from hub.device.store import BrokerAdmin, DeviceStore
+from hub.device.store import BrokerAdmin, DeviceStore, name_from
 from hub.names import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class Pairing:
         base = f"{self.base_topic}/{username}"
         with self.broker_admin() as admin:
             admin.create_device_account(username, password, own_topic(base))
-        name = record.get("name") or f"device at {ip}"
+        name = name_from(record.get("name", ""), f"device at {ip}")
         try:
             device = self.devices.create(
                 user_id, name, "emonesp", base, node_type=record.get("type", ""),

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TYPES = ("emonesp", "openevse", "tasmota")
 NAME_RE = re.compile(r"^[\w .:-]{1,64}$")
+NAME_STRIP_RE = re.compile(r"[^\w .:-]")
 TOPIC_RE = re.compile(r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+){0,5}$")  # no wildcards, no $
 STATUSES = ("active", "pairing")
 
@@ -73,6 +74,12 @@ def validate_topic(topic: str) -> str:
         raise InvalidDevice(f"device topic {topic!r} must be 1-6 levels of letters, digits, "
                             "'_', '-', '.', ':' with no wildcards")
     return topic
+
+
+def name_from(text: str, fallback: str) -> str:
+    """A valid device name made from what a device calls itself (characters outside the
+    name set dropped), or `fallback` when nothing is left."""
+    return NAME_STRIP_RE.sub("", text).strip()[:64] or fallback
 
 
 def validate_name(name: str) -> str:
@@ -154,7 +161,8 @@ class DeviceStore:
         sets = ", ".join(f"{name} = %s" for name in fields)
         try:
             with self.db.cursor() as cur:
-                cur.execute(f"UPDATE devices SET {sets} WHERE id = %s",
+                # bandit B608: column names are fixed.
+                cur.execute(f"UPDATE devices SET {sets} WHERE id = %s",  # nosec B608
                             (*fields.values(), device_id))
         except pymysql.err.IntegrityError as exc:
             raise InvalidDevice(f"another device already has {fields}") from exc

@@ -38,7 +38,13 @@ start_time instead of refusing every post as emoncms does (its issues #1604/#110
 
 Reads (``read``) follow emoncms ``get_data_combined`` plus the ``Feed::get_data`` wrapper:
 end is inclusive, averaging is over [div_start, div_end) ignoring NaN, the non-averaged value
-is the slot at floor((t - start_time) / interval), calendar intervals step in local time.
+is the slot at pos = floor((t - start_time) / interval), calendar intervals step in local time.
+The last slot: slot n covers [start_time + n*interval, start_time + (n+1)*interval), the
+newest one included, so a non-averaged read at t answers slot pos whenever 0 <= pos < npoints.
+That is emoncms's rule wherever it reads by position (the averaged path clips to npoints,
+``get_value`` and ``get_data_DMY_time_of_day`` test pos < npoints).  (Deviation: emoncms's
+non-averaged path alone tests t <= end_time, the *start* of the newest slot, so a sample at
+end_time + 3 s reads null and a graph polled up to "now" ends in a gap; we answer the value.)
 Averages add in a fixed dyadic order and take whole-block sums from the ``<id>.summary``
 sidecar when it is in step (hub/feed/summary.py): the same answers, bit for bit,
 with or without it (``summaries=False`` reads plain).
@@ -431,6 +437,78 @@ class PHPFina:
         pos = _php_round((int(t) - meta.start_time) / meta.interval)
         return _to_py(view.take(np.array([pos], dtype=np.int64))[0])
 
+    # -- whole-block writes from a mirror (server sync) -------------------------------------
+    def append_raw(self, feed_id: int, offset: int, data: bytes) -> int:
+        """Append raw float32 LE slots at byte ``offset``, which must be the feed's end
+        (npoints * 4): one pwrite + fdatasync, the same single block append as a batch.
+        A torn partial float past the end is overwritten. Raises FeedError if the feed
+        changed meanwhile (another writer); returns the bytes written."""
+        if offset % VALUE_SIZE or len(data) % VALUE_SIZE:
+            raise FeedError(f"feed {feed_id}: raw append must be whole float32 slots")
+        meta_path, dat_path = self.meta_path(feed_id), self.dat_path(feed_id)
+        if not os.path.exists(meta_path):
+            raise FeedNotFound(feed_id)
+        fd = os.open(dat_path, os.O_RDWR)
+        summary = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(meta_path, "rb") as f:
+                meta = _parse_meta(feed_id, meta_path, f.read(META_SIZE + 1),
+                                   os.fstat(fd).st_size)
+            if meta.npoints * VALUE_SIZE != offset or (not meta.start_time and data):
+                raise FeedError(f"feed {feed_id} has {meta.npoints} points, not the "
+                                f"{offset // VALUE_SIZE} the append expected")
+            if not data:
+                return 0
+            if self.summaries:
+                summary = sidecar.prepare_write(self, feed_id, fd, meta, _EMPTY_POS)
+            written = self._write_all(fd, data, offset)
+            if os.fstat(fd).st_size > offset + written:
+                os.ftruncate(fd, offset + written)
+            if self.fsync:
+                os.fdatasync(fd)
+            if summary is not None:  # the sidecar follows the new tail, as after a batch
+                sidecar.finish_write(self, summary, fd, FeedMeta(
+                    feed_id, meta.interval, meta.start_time,
+                    meta.npoints + written // VALUE_SIZE), _EMPTY_POS)
+        finally:
+            if summary is not None:
+                summary.close()
+            os.close(fd)
+        return written
+
+    def replace_feed(self, feed_id: int, interval: int, start_time: int,
+                     new_dat_path: str) -> FeedMeta:
+        """Replace a feed's files with a complete new .dat (already written and synced by
+        the caller, in ``datadir``) and a meta {interval, start_time}: the one place that
+        swaps a feed's files wholesale, so derived files are dropped and rebuilt here (the
+        summary sidecar, hub/feed/summary.py). Each file is swapped by rename; the .dat
+        goes first, so a crash in between leaves a meta that disagrees with the mirror's
+        source and is redone."""
+        interval = validate_interval(interval, self.min_interval)
+        if not self.exists(feed_id):
+            raise FeedNotFound(feed_id)
+        if os.path.dirname(os.path.abspath(new_dat_path)) != os.path.abspath(self.datadir):
+            raise FeedError("the new .dat must be in the data directory (atomic rename)")
+        size = os.stat(new_dat_path).st_size
+        if size % VALUE_SIZE or (size and not start_time) or start_time < 0:
+            raise FeedError(f"feed {feed_id}: new data of {size} bytes with start_time "
+                            f"{start_time} is not a PHPFina feed")
+        sidecar.delete(self, feed_id)  # describes the old .dat (stale by inode anyway)
+        os.replace(new_dat_path, self.dat_path(feed_id))
+        self._replace_meta(self.meta_path(feed_id), interval, int(start_time))
+        meta = self.get_meta(feed_id)
+        if self.summaries:  # rebuilt for the new data, as a first write would build it
+            fd = os.open(self.dat_path(feed_id), os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                sidecar.finish_write(self, sidecar.prepare_write(self, feed_id, fd, meta,
+                                                                 _EMPTY_POS),
+                                     fd, meta, _EMPTY_POS)
+            finally:
+                os.close(fd)
+        return meta
+
 
 # --- the readable feed: file map + pending overlay ------------------------------------------
 class FeedView:
@@ -553,10 +631,11 @@ def file_read(view: FeedView, start: float, end: float, interval: int | str, *,
 
 
 def _samples(view: FeedView, times: np.ndarray) -> np.ndarray:
-    """Non-averaged: the slot holding each time, if start_time <= t <= end_time."""
+    """Non-averaged: the slot holding each time, if that slot exists (0 <= pos < npoints).
+    The newest slot answers for its whole interval; see "Reads" in the module docstring."""
     meta = view.meta
     positions = (times - meta.start_time) // meta.interval
-    inside = (times >= meta.start_time) & (times <= meta.end_time) & (meta.npoints > 0)
+    inside = (times >= meta.start_time) & (positions < meta.npoints) & (meta.npoints > 0)
     positions = np.where(inside, positions, -1)
     return view.take(positions).astype(np.float64)
 

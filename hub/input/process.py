@@ -95,6 +95,7 @@ class ProcessBatch:
         self._state: dict[str, dict | None] = {}
         self._dirty: set[str] = set()
         self.errors: list[str] = []
+        self.not_stored = 0  # feed points (or process steps) that did not make it
 
     def last(self, feed_id: int) -> tuple[int, float | None] | None:
         if feed_id not in self._last:
@@ -140,6 +141,7 @@ class ProcessBatch:
             except Exception as exc:
                 log.warning("feed %s: %d points not written: %s", feed_id, len(points), exc)
                 self.errors.append(f"feed {feed_id}: {exc}")
+                self.not_stored += len(points)
         if self._dirty:
             with self.redis.pipeline(transaction=False) as pipe:
                 for name in self._dirty:
@@ -287,7 +289,8 @@ def lookup(fn: object) -> Process:
     elif isinstance(fn, str):
         text = fn.strip()
         name = text.removeprefix("process__")
-        found = BY_ID.get(int(text)) if text.isdigit() else BY_NAME.get(name)
+        found = BY_ID.get(int(text)) if text.isascii() and text.isdigit() \
+            and len(text) < 10 else BY_NAME.get(name)
     else:
         found = None
     if found is None:
@@ -323,6 +326,8 @@ def parse_processlist(raw: Any, feed_owner: Callable[[int], int | None],
                 raw = json.loads(text)
             except ValueError as exc:
                 raise BadProcessList(f"process list is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise BadProcessList("process list is nested too deeply") from None
         else:
             raw = _legacy_steps(text)
     if not isinstance(raw, list):
@@ -359,7 +364,7 @@ def _check_args(process: Process, args: list, index: int,
         feed_id = int(arg)
         if isinstance(arg, (bool, float)) or feed_id <= 0:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadArgument(f"{where} needs a feed id, got {str(arg)[:40]!r}") from None
     owner = feed_owner(feed_id)
     if owner is None:
@@ -387,6 +392,7 @@ def run_processlist(run: ProcessBatch, steps: list[Step], t: int, value: float) 
         except Exception as exc:
             log.warning("process %s(%s) failed: %s", process.name, arg, exc)
             run.errors.append(f"{process.name}({arg}): {exc}")
+            run.not_stored += 1
     return current
 
 

@@ -23,7 +23,8 @@ with `sentat=`, `offset=` or `time=` as the time reference.
 
 Differences from emoncms, on purpose: invalid numbers, NaN/Infinity, `null`, nested objects,
 bad names or times are rejected with a message instead of being cast to 0 or to "now", and
-names are checked rather than silently stripped of characters.
+names are checked rather than silently stripped of characters. Values beyond ±3.4e38 (what a
+feed's float32 can hold; emoncms would store inf) are rejected too.
 
 Profile topics (JSON `{"start": unix s, "interval": s, "values": [number|null, …]}`), stored
 through `FeedStore.store_profile(user, kind, start, interval, values)`:
@@ -47,6 +48,7 @@ from hub.names import PROFILE_KINDS, PROFILE_TOPIC_ROOT
 
 # --- limits ---------------------------------------------------------------------------------
 MAX_NAME_CHARS = 64  # the inputs table columns are VARCHAR(64)
+MAX_MAGNITUDE = 3.4028234663852886e38  # float32 max: feeds store float32, larger would be inf
 MAX_INPUTS_PER_POST = 128  # an emonPi2 sends ~40; more is a runaway or an attack
 MAX_BULK_ROWS = 10_000
 MAX_PAYLOAD_BYTES = 64 * 1024  # one MQTT message
@@ -63,7 +65,11 @@ _LEGACY_STRIP = re.compile(r"[^\w\s\-.:,+]")
 
 
 class IngestError(ValueError):
-    """Base of every rejected reading; the message says what to fix."""
+    """Base of every rejected reading; the message says what to fix. `counter` names the
+    worker counter (hash `worker:stats`) that counts it, `count` by how much."""
+
+    counter = "bad_payloads"
+    count = 1
 
 
 class BadPayload(IngestError):
@@ -84,6 +90,17 @@ class BadTime(IngestError):
 
 class TooMany(IngestError):
     """A post carries more inputs (or a bulk more rows) than allowed."""
+
+
+class NotStored(IngestError):
+    """Readings were taken as input values, but some feed points of their process lists
+    could not be written (a deleted feed, a value a feed cannot hold, a full disk …)."""
+
+    counter = "points_not_stored"
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,9 @@ def check_value(value: object, name: str) -> float:
         raise BadValue(f"value of {name!r} must be a number, got {shown}")
     if not math.isfinite(number):
         raise BadValue(f"value of {name!r} must be finite, got {number}")
+    if abs(number) > MAX_MAGNITUDE:
+        raise BadValue(f"value of {name!r} is {number:g}, beyond what a feed can store "
+                       f"(±{MAX_MAGNITUDE:.4g})")
     return number
 
 
@@ -346,6 +366,12 @@ def parse_bulk(data: str, params: dict[str, str], now: float | None = None) -> l
             raise BadPayload("each bulk row must be a list [time, node, values…]")
         if not row or isinstance(row[0], bool) or not isinstance(row[0], (int, float)):
             raise BadTime(f"bulk row {str(row)[:40]} must start with a numeric time")
+        try:
+            finite = math.isfinite(float(row[0]))
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        if not finite:
+            raise BadTime(f"bulk row time {str(row[0])[:20]} is out of range")
     try:
         if params.get("sentat") not in (None, ""):
             ref = now - float(params["sentat"])

@@ -77,6 +77,15 @@ class IngestReport:
     points: int = 0  # feed points queued by process lists
     rejected: list[str] = field(default_factory=list)  # one message per rejected post
     errors: list[str] = field(default_factory=list)  # process / feed failures
+    not_stored: int = 0  # feed points (or process steps) lost to those failures
+
+    def not_stored_message(self) -> str:
+        """What was not stored, for the HTTP answer and the worker's log ('' if all was)."""
+        if not self.errors:
+            return ""
+        more = f" (and {len(self.errors) - 1} more problems)" if len(self.errors) > 1 else ""
+        return (f"{self.readings} readings stored as input values, but {self.not_stored} "
+                f"feed points were not: {self.errors[0]}{more}; check the process lists")
 
 
 def _row_to_input(row: dict) -> Input:
@@ -155,6 +164,7 @@ class InputStore:
             self._store_last(user_id, last)
         report.points = batch.commit()
         report.errors = batch.errors
+        report.not_stored = batch.not_stored
         return report
 
     def _store_last(self, user_id: int, last: dict[int, tuple[int, float]]) -> None:

@@ -106,13 +106,18 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read(stdin: TextIO) -> dict[str, Any]:
-    text = stdin.read(MAX_INPUT + 1)
+    try:
+        text = stdin.read(MAX_INPUT + 1)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"input is not UTF-8 text: {exc.reason}") from None
     if len(text) > MAX_INPUT:
         raise InvalidRequest(f"input is larger than {MAX_INPUT} bytes")
     try:
         request = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"input is not valid JSON: {exc}") from exc
+    except RecursionError:  # deeply nested arrays/objects: the parser's stack runs out
+        raise InvalidRequest("input is nested too deeply to be a schedule request") from None
     if not isinstance(request, dict):
         raise InvalidRequest("input must be a JSON object")
     return request

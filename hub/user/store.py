@@ -4,8 +4,14 @@
 - Passwords are hashed with scrypt (memory-hard, in Python's standard library).
 - API keys are 32 hex characters. The write key can read and write data, the read key can only
   read; neither can change account settings (that needs a logged-in session).
-- Failed logins are counted per (username, address) in Redis; after `login_attempts` failures
-  the pair is locked out for `login_lockout` seconds.
+- Passwords: 8 to 1024 characters, no control characters, not one of the most common
+  passwords (`common-passwords.txt`, compared case-insensitively) and not the username. No
+  composition rules (NIST SP 800-63B).
+- Failed logins are counted per address (`login_attempts`) and per account from any address
+  (`login_account_attempts`) in Redis. Reaching either locks that address or account out for
+  `login_lockout` seconds, doubled for each further lockout within a day (up to
+  `login_lockout_max`); while locked, even the right password is refused. The address is the
+  one the web side trusts (the TCP peer, or X-Forwarded-For from a configured proxy only).
 - Sessions live in Redis under an HMAC of the token (keyed with the per-device `session_key`),
   so a copy of Redis' memory does not give working cookies.
 """
@@ -18,7 +24,11 @@ import hmac
 import re
 import secrets
 import time
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from zoneinfo import available_timezones
 
 import pymysql
@@ -93,10 +103,21 @@ class User:
                 "admin": self.is_admin, "language": self.language, "timezone": self.timezone}
 
 
+# Every scrypt runs in this one thread. Each hash takes 16 MiB; run in the web server's
+# threads, glibc keeps that much in a malloc arena per thread, so a burst of logins grew
+# `hub web` by ~80 MB for good (found by the API fuzz test). One thread: one arena, 16 MiB,
+# and a login flood costs one core, not all of them.
+_SCRYPT = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrypt")
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    return _SCRYPT.submit(hashlib.scrypt, password, salt=salt, n=n, r=r, p=p, dklen=dklen,
+                          maxmem=64 * 1024 * 1024).result()
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-                            dklen=SCRYPT_DKLEN, maxmem=64 * 1024 * 1024)
+    digest = _scrypt(password.encode(), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN)
     b64 = base64.b64encode
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
 
@@ -107,17 +128,38 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
-                                r=int(r), p=int(p), dklen=len(expected),
-                                maxmem=64 * 1024 * 1024)
+        actual = _scrypt(password.encode(), base64.b64decode(salt), int(n), int(r), int(p),
+                         len(expected))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
 
 
-def _check_password(password: str) -> None:
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt")
+LOCKOUT_MEMORY = 24 * 3600  # lockouts within this long count for the doubling
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of passwords too common to allow (one a line, # comments)."""
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().casefold() for line in lines
+                     if line.strip() and not line.startswith("#"))
+
+
+def check_password(password: object, username: str = "") -> None:
+    """The password policy; raises WeakPassword with a message the user can act on."""
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise WeakPassword(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if any(unicodedata.category(char) == "Cc" for char in password):
+        raise WeakPassword("password must not contain control characters")
+    folded = password.casefold()
+    if folded in common_passwords():
+        raise WeakPassword("that password is one of the most common ones; choose another")
+    if username and folded == str(username).casefold():
+        raise WeakPassword("password must not be the username")
+
+
 
 
 def _new_apikey() -> str:
@@ -144,7 +186,8 @@ class UserStore:
     # -- lookups ---------------------------------------------------------------------------
 
     def _one(self, column: str, value: object, missing: str) -> User:
-        return _row_to_user(self.db.one(f"SELECT {_COLUMNS} FROM users WHERE {column} = %s",
+        # `column` is "id" or "username" from this class, never input; values are bound.
+        return _row_to_user(self.db.one(f"SELECT {_COLUMNS} FROM users WHERE {column} = %s",  # nosec B608
                                         (value,), UserNotFound(missing)))
 
     def get(self, user_id: int) -> User:
@@ -158,7 +201,8 @@ class UserStore:
         if not isinstance(key, str) or not APIKEY_RE.match(key):
             return None
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM users WHERE apikey_write = %s "
+            # bandit B608: fixed columns.
+            cur.execute(f"SELECT {_COLUMNS} FROM users WHERE apikey_write = %s "  # nosec B608
                         "OR apikey_read = %s", (key, key))
             row = cur.fetchone()
         if row is None:
@@ -173,7 +217,8 @@ class UserStore:
 
     def list(self) -> list[User]:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM users ORDER BY id")
+            # bandit B608: fixed columns.
+            cur.execute(f"SELECT {_COLUMNS} FROM users ORDER BY id")  # nosec B608
             return [_row_to_user(row) for row in cur.fetchall()]
 
     # -- registration and passwords ----------------------------------------------------------
@@ -183,7 +228,7 @@ class UserStore:
             raise InvalidUsername("username must be 2-64 letters, digits, '.', '_' or '-'")
         if email and not EMAIL_RE.match(email):
             raise InvalidEmail("email address is not valid")
-        _check_password(password)
+        check_password(password, username)
         hashed = hash_password(password)
         with self.db.transaction() as cur:
             # Lock the table's first row range so two first registrations can't both be admin.
@@ -199,32 +244,57 @@ class UserStore:
             user_id = cur.lastrowid
         return self.get(user_id)
 
-    def _lock_key(self, username: str, address: str) -> str:
-        return self.keys.login_fail(username, address)
+    def _limits(self, username: str, address: str) -> list[tuple[str, int]]:
+        """(Redis key base, failures allowed) for the address and for the account."""
+        return [(self.keys.login_fail("", f"addr:{address}"), self.config.login_attempts),
+                (self.keys.login_fail(username, "account"), self.config.login_account_attempts)]
+
+    def _check_locks(self, limits: list[tuple[str, int]]) -> None:
+        waits = [self.redis.ttl(f"{base}:locked") for base, _ in limits]
+        longest = max(waits)
+        if longest > 0 or -1 in waits:
+            raise LoginLocked(max(1, longest))
+
+    def _count_failure(self, limits: list[tuple[str, int]]) -> None:
+        for base, allowed in limits:
+            pipe = self.redis.pipeline()
+            pipe.incr(f"{base}:count")
+            pipe.expire(f"{base}:count", self.config.login_lockout_max)
+            failures = pipe.execute()[0]
+            if failures < allowed:
+                continue
+            pipe = self.redis.pipeline()
+            pipe.incr(f"{base}:strikes")
+            pipe.expire(f"{base}:strikes", LOCKOUT_MEMORY)
+            pipe.delete(f"{base}:count")
+            strikes = pipe.execute()[0]
+            lockout = min(self.config.login_lockout * 2 ** min(strikes - 1, 20),
+                          self.config.login_lockout_max)
+            self.redis.set(f"{base}:locked", 1, ex=max(1, lockout))
 
     def authenticate(self, username: str, password: str, address: str = "") -> User:
-        """The user if the password is right; LoginLocked after too many failures."""
-        lock_key = self._lock_key(str(username), address)
-        failures = int(self.redis.get(lock_key) or 0)
-        if failures >= self.config.login_attempts:
-            raise LoginLocked(max(1, self.redis.ttl(lock_key)))
+        """The user if the password is right; LoginLocked while the address or the account
+        is locked out (see the module docstring)."""
+        username = str(username)
+        limits = self._limits(username, address)
+        self._check_locks(limits)
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = %s",
+            # Fixed _COLUMNS; the username is a bound parameter.
+            cur.execute(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = %s",  # nosec B608
                         (username,))
             row = cur.fetchone()
         # Hash even for unknown users so timing does not reveal which names exist.
         stored = row["password_hash"] if row else hash_password("x" * MIN_PASSWORD)
         if not isinstance(password, str) or not verify_password(password, stored) or not row:
-            pipe = self.redis.pipeline()
-            pipe.incr(lock_key)
-            pipe.expire(lock_key, self.config.login_lockout)
-            pipe.execute()
+            self._count_failure(limits)
             raise LoginFailed("username or password is wrong")
-        self.redis.delete(lock_key)
+        self.redis.delete(*(f"{base}:count" for base, _ in limits))
         return _row_to_user(row)
 
     def _set_password(self, user_id: int, password: str) -> None:
-        _check_password(password)
+        row = self.db.one("SELECT username FROM users WHERE id = %s", (user_id,),
+                          UserNotFound(f"no user with id {user_id}"))
+        check_password(password, row["username"])
         with self.db.cursor() as cur:
             cur.execute("UPDATE users SET password_hash = %s WHERE id = %s",
                         (hash_password(password), user_id))
@@ -258,7 +328,7 @@ class UserStore:
         return token
 
     def reset_password(self, token: str, new: str) -> User:
-        _check_password(new)
+        check_password(new)
         token_hash = hashlib.sha256(str(token).encode()).hexdigest()
         with self.db.transaction() as cur:
             cur.execute("SELECT user_id, expires_at FROM password_resets WHERE token_hash = %s "
@@ -276,7 +346,8 @@ class UserStore:
             raise UserError("apikey kind must be 'read' or 'write'")
         key = _new_apikey()
         with self.db.cursor() as cur:
-            cur.execute(f"UPDATE users SET apikey_{kind} = %s WHERE id = %s", (key, user_id))
+            # `kind` was checked to be "read" or "write" just above.
+            cur.execute(f"UPDATE users SET apikey_{kind} = %s WHERE id = %s", (key, user_id))  # nosec B608
         return key
 
     def update_profile(self, user_id: int, *, email: str | None = None,
@@ -297,7 +368,8 @@ class UserStore:
         if fields:
             sets = ", ".join(f"{name} = %s" for name in fields)
             with self.db.cursor() as cur:
-                cur.execute(f"UPDATE users SET {sets} WHERE id = %s", (*fields.values(), user_id))
+                # Column names come from the fixed keyword arguments; values are bound.
+                cur.execute(f"UPDATE users SET {sets} WHERE id = %s", (*fields.values(), user_id))  # nosec B608
         return self.get(user_id)
 
     # -- sessions ----------------------------------------------------------------------------

@@ -83,14 +83,14 @@ def auth_request():
     return plain(answer.text)
 
 
-@requires("session")
+@requires("session", writes=False)  # opens the pairing window; allowing needs a POST
 def auth_pending():
     pairing = ctx().pairing
     pairing.open_window()
     return ok(requests=pairing.pending())
 
 
-@requires("session")
+@requires("session", writes=False)
 def auth_check():
     """emoncms' check: the latest pending request, if any."""
     pairing = ctx().pairing

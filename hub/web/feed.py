@@ -8,7 +8,8 @@ Access (one helper, `_access`):
   ids of other households do not leak. Anonymous callers get 401 for any feed that is not
   public (existing or not), for the same reason.
 - Writes by GET are accepted with an apikey (emoncms tools create and post by GET) but not
-  with a session cookie: a cookie rides along on cross-site links, so a session writes by POST.
+  with a session cookie: a cookie rides along on cross-site links, so a session writes by POST
+  (`requires` in api.py enforces this for every write route).
 
 Differences from emoncms, on purpose: errors are HTTP statuses (400 bad parameter, 401, 403,
 404, 409 duplicate name) with `{"success": false, "message"}`; `start`/`end` are unix seconds
@@ -27,12 +28,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import bottle
-from bottle import request, response
+from bottle import response
 
 from hub.feed import phpfina
 from hub.feed import store as model
 from hub.feed.buffer import FeedBufferError
-from hub.web.api import ApiError, auth, ctx, ok, param, param_float, param_int, param_json, requires
+from hub.web.api import (
+    MAX_INT,
+    ApiError,
+    auth,
+    ctx,
+    ok,
+    param,
+    param_float,
+    param_int,
+    param_json,
+    param_time,
+    requires,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,7 @@ TIME_FORMATS = phpfina.TIME_FORMATS
 NAMED_INTERVALS = ("original", *phpfina.CALENDAR_INTERVALS)
 SETTABLE_FIELDS = ("name", "tag", "unit", "public")
 MAX_IDS = 100  # feeds in one data/fetch request
+MAX_INTERVAL = 10 * 366 * 86400  # a numeric read interval longer than ten years is a mistake
 
 
 def _fail(exc: Exception) -> ApiError:
@@ -76,15 +90,7 @@ def readable(handler: Callable) -> Callable:
 
 def writable(handler: Callable) -> Callable:
     """A write route: the write key or a session; GET only with an apikey (see module)."""
-
-    @functools.wraps(handler)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if request.method == "GET" and auth().via == "session":
-            raise ApiError(403, "with a session cookie, send writes by POST (GET writes "
-                                "need an apikey)")
-        return handler(*args, **kwargs)
-
-    return requires("write")(_errors(checked))
+    return requires("write")(_errors(handler))
 
 
 # -- access ---------------------------------------------------------------------------------
@@ -97,6 +103,8 @@ def _access(feed_id: int, write: bool = False) -> model.Feed:
     except model.FeedNotFound:
         feed = None
     if feed is not None and current.user_id is not None and feed.user_id == current.user_id:
+        if write and ctx().sync.is_mirrored(feed.id):
+            raise ApiError(403, f"feed {feed.id} mirrors the server (sync): it is read-only")
         return feed
     if feed is not None and feed.public and not write:
         return feed
@@ -116,6 +124,8 @@ def _ids(name: str = "ids") -> list[int]:
     text = param(name)
     try:
         ids = [int(part) for part in text.split(",") if part.strip()]
+        if any(i > MAX_INT for i in ids):
+            raise ValueError
     except ValueError:
         raise ApiError(400, f"parameter '{name}' must be comma-separated feed ids, "
                             f"got {text!r}") from None
@@ -251,7 +261,7 @@ def value():
     """Last value (from the Redis cache), or the value at `time`."""
     feed = _feed()
     if param("time", None) is not None:
-        return _json_scalar(ctx().feeds.value_at(feed.id, param_float("time")))
+        return _json_scalar(ctx().feeds.value_at(feed.id, param_time("time")))
     last = ctx().feeds.last(feed.id)
     return _json_scalar(last[1] if last else None)
 
@@ -290,9 +300,10 @@ def _interval() -> int | str:
         number = float(text)
     except ValueError:
         number = math.nan
-    if not math.isfinite(number) or number != int(number) or number < 0:
-        raise ApiError(400, f"parameter 'interval' must be whole seconds (0 = about 800 "
-                            f"points) or one of {list(NAMED_INTERVALS)}, got {text!r}")
+    if not math.isfinite(number) or number != int(number) or not 0 <= number <= MAX_INTERVAL:
+        raise ApiError(400, f"parameter 'interval' must be whole seconds from 0 (about 800 "
+                            f"points) to {MAX_INTERVAL}, or one of {list(NAMED_INTERVALS)}, "
+                            f"got {text[:40]!r}")
     return int(number)
 
 
@@ -316,7 +327,7 @@ def _averages(count: int) -> list[bool]:
 def _read_data(average_route: bool = False, csv_route: bool = False):
     multi = param("ids", None) is not None
     feeds = [_access(i) for i in _ids()] if multi else [_feed()]
-    start, end = param_float("start"), param_float("end")
+    start, end = param_time("start"), param_time("end")
     interval = _interval()
     averages = [True] * len(feeds) if average_route else _averages(len(feeds))
     timeformat = param("timeformat", "unixms")
@@ -329,6 +340,7 @@ def _read_data(average_route: bool = False, csv_route: bool = False):
     dp = param_int("dp", None, minimum=0, maximum=15)
     store = ctx().feeds
     if csv_route or _flag("csv"):
+        _check_csv_rows(feeds, start, end, interval)
         response.content_type = "text/csv; charset=utf-8"
         if multi:
             name = "feeds"
@@ -356,8 +368,33 @@ def average():
     return _read_data(average_route=True)
 
 
+def _seconds(t: float) -> float:
+    return t / 1000 if t > 1e11 else t  # as phpfina: above 1e11 means milliseconds
+
+
+def _check_csv_rows(feeds: list[model.Feed], start: float, end: float,
+                    interval: int | str) -> None:
+    """The CSV answer is built in memory, so refuse (400) a request for more rows than
+    `csv_max_points` before reading anything, as feed/data.json refuses more than 20,000."""
+    span = max(0.0, _seconds(end) - _seconds(start))
+    if interval == 0:
+        rows = phpfina.DEFAULT_DIVISIONS
+    elif isinstance(interval, int):
+        rows = span / interval
+    elif interval == "original":
+        rows = span / min(f.interval for f in feeds)
+    else:  # calendar intervals: one row per day at most
+        rows = span / 86400
+    cap = ctx().config.csv_max_points
+    if rows > cap:
+        raise ApiError(400, f"that export has about {int(rows)} rows; at most {cap} per "
+                            "request: ask for a shorter range or a longer interval")
+
+
 @readable
 def csvexport():
+    """CSV of `start`..`end` at `interval`. Capped, not streamed from disk: the rows are read
+    into memory first, so a request for more than `csv_max_points` rows answers 400."""
     return _read_data(csv_route=True)
 
 
@@ -385,7 +422,7 @@ def _points() -> tuple[list[float], list[float]]:
             raise ApiError(400, "every item of 'data' must be a [time, value] pair")
         return [r[0] for r in rows], [r[1] for r in rows]
     value = param_float("value")
-    t = param_float("time", None)
+    t = param_time("time", None)
     return [ctx().feeds.now() if t is None else t], [value]
 
 

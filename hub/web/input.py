@@ -18,7 +18,18 @@ from bottle import request
 from hub.input.process import ForeignFeed, MissingFeed, ProcessError, describe
 from hub.input.readings import IngestError, parse_bulk, parse_post
 from hub.input.store import InputError, InputNotFound
-from hub.web.api import ApiError, auth, ctx, ok, param, param_int, param_json, plain, requires
+from hub.web.api import (
+    ApiError,
+    auth,
+    ctx,
+    loads,
+    ok,
+    param,
+    param_int,
+    param_json,
+    plain,
+    requires,
+)
 
 _POST_PARAMS = ("node", "fulljson", "json", "csv", "data", "time", "sentat", "offset")
 
@@ -33,7 +44,10 @@ def _errors(handler: Callable) -> Callable:
         except InputNotFound as exc:
             raise ApiError(404, str(exc)) from None
         except (MissingFeed, ForeignFeed) as exc:
-            raise ApiError(404 if isinstance(exc, MissingFeed) else 403, str(exc)) from None
+            # Another user's feed answers exactly like a missing one (the feed module's policy),
+            # so feed ids of other households do not leak.
+            raise ApiError(404, str(exc).replace("belongs to another user",
+                                                 "does not exist")) from None
         except (IngestError, InputError, ProcessError) as exc:
             raise ApiError(400, str(exc)) from None
 
@@ -54,6 +68,8 @@ def _ingest(posts: list) -> None:
     if report.rejected:
         stored = len(posts) - len(report.rejected)
         raise ApiError(400, f"{report.rejected[0]} ({stored} of {len(posts)} posts stored)")
+    if report.errors:  # never a silent success when feed points were lost
+        raise ApiError(400, report.not_stored_message())
 
 
 @requires("write")
@@ -71,7 +87,9 @@ def post(node: str | None = None):
 def bulk():
     if request.params.getunicode("cb") or request.params.getunicode("c"):
         raise ApiError(400, "compressed bulk posts (cb/c) are not supported; send plain JSON")
-    _ingest(parse_bulk(param("data"), _params()))
+    data = param("data")
+    loads(data, "parameter 'data'")  # the bounded parser refuses what parse_bulk can't hold
+    _ingest(parse_bulk(data, _params()))
     return plain("ok")
 
 
@@ -124,8 +142,10 @@ def process_get():
 @requires("write")
 @_errors
 def process_set():
-    stored = ctx().inputs.set_processlist(auth().user_id, param_int("inputid", minimum=1),
-                                          param("processlist"))
+    raw: Any = param("processlist")
+    if raw.lstrip().startswith("["):  # JSON (else emoncms' legacy "1:2,3:4" text)
+        raw = loads(raw, "parameter 'processlist'")
+    stored = ctx().inputs.set_processlist(auth().user_id, param_int("inputid", minimum=1), raw)
     return ok(processList=stored)
 
 

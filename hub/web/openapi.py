@@ -36,6 +36,7 @@ class P:
     required: bool = False
     enum: tuple = ()
     default: Any = None
+    example: Any = None  # a valid value: documentation, and the fuzz test's starting point
 
 
 @dataclass(frozen=True)
@@ -50,21 +51,30 @@ class Op:
     tag: str = ""
     notes: str = ""
     result: dict = field(default_factory=dict)  # JSON schema of a 200 answer
+    errors: dict = field(default_factory=dict)  # status -> (text, JSON schema or None = text)
 
 
 def _obj(**props: Any) -> dict:
     return {"type": "object", "properties": props}
 
 
+def _req(schema: dict, *names: str) -> dict:
+    """`schema` with `names` required (the fuzz test holds answers to it)."""
+    return {**schema, "required": list(names)}
+
+
 _N = {"type": ["number", "null"]}
 _I = {"type": "integer"}
 _S = {"type": "string"}
 _B = {"type": "boolean"}
-OK = _obj(success={"const": True})
-KEYS = _obj(success=_B, userid=_I, apikey_read=_S, apikey_write=_S)
+OK = _req(_obj(success={"const": True}), "success")
+_KEY = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+KEYS = _req(_obj(success={"const": True}, userid=_I, apikey_read=_KEY, apikey_write=_KEY),
+            "success", "userid", "apikey_read", "apikey_write")
 FEED = _obj(id=_I, userid=_I, name=_S, tag=_S, interval=_I, unit=_S, public=_B, engine=_I,
             time={"type": ["integer", "null"]}, value=_N, size={"type": ["integer", "null"]})
 META = _obj(interval=_I, start_time=_I, end_time=_I, npoints=_I)
+HEALTH = _req(_obj(ok=_B, version=_S, components={"type": "object"}), "ok", "components")
 TIMEVALUE = _obj(time={"type": ["integer", "null"]}, value=_N)
 ROWS = {"type": "array", "items": {}, "description": "[[time, value|null], ...] "
         "(or [value, ...] with timeformat=notime); ids= gives [{feedid, data}, ...]"}
@@ -73,14 +83,17 @@ ROWS = {"type": "array", "items": {}, "description": "[[time, value|null], ...] 
 FEED_ID = P("id", "integer", "Feed id.", required=True)
 INPUT_ID = P("inputid", "integer", "Input id.", required=True)
 USERNAME = P("username", help="2-64 letters, digits or _ . -", required=True)
-PASSWORD = P("password", help="At least 8 characters.", required=True)
+PASSWORD = P("password", help="8 to 1024 characters, no control characters, not one of "
+                              "the most common passwords.", required=True)
 FLAG = ("0", "1")
 DATA_PARAMS = (
     P("id", "integer", "Feed id (or `ids`)."),
     P("ids", help="Comma-separated feed ids (up to 100) instead of `id`."),
     P("start", "number", "Start, unix seconds (values over 1e11 are taken as ms).",
+      example=1_767_225_600,
       required=True),
-    P("end", "number", "End (inclusive), unix seconds or ms.", required=True),
+    P("end", "number", "End (inclusive), unix seconds or ms.", required=True,
+      example=1_767_229_200),
     P("interval", help="Seconds between points, 0 = about 800 points, `original`, or a "
                        "calendar interval: daily, weekly, monthly, annual.", default="0"),
     P("mode", help="Legacy alias of `interval` for calendar intervals."),
@@ -100,9 +113,10 @@ DATA_PARAMS = (
 )
 POST_PARAMS = (
     P("node", help="Node name (or in the path: input/post/<node>)."),
-    P("fulljson", help='JSON object {"name": value, ..., "time": t}; answers JSON.'),
+    P("fulljson", help='JSON object {"name": value, ..., "time": t}; answers JSON.',
+      example='{"power": 100, "temp": 20.5}'),
     P("json", help="Legacy {name:value,...} text."),
-    P("csv", help="Comma-separated values, named 1, 2, 3..."),
+    P("csv", help="Comma-separated values, named 1, 2, 3...", example="100,200"),
     P("data", help="Alias of csv."),
     P("time", help="Unix time of the reading (default: now)."),
 )
@@ -110,18 +124,26 @@ POST_PARAMS = (
 OPS: tuple[Op, ...] = (
     # -- user ---------------------------------------------------------------------------------
     Op(("/user/register.json",), ("POST",), "anonymous",
-       "Create an account: open for the first (who becomes admin), then admin only.",
-       (USERNAME, PASSWORD, P("email")), tag="user", result=KEYS),
+       "Create an account: the first (who becomes admin) needs the hub's setup code, later "
+       "ones an admin session.",
+       (USERNAME, PASSWORD, P("email"),
+        P("setup_code", help="The first-run claim code: on the hub's console, in "
+                             "cydynni-setup-code.txt on its SD card, or on the box's label.")),
+       tag="user", result=KEYS),
     Op(("/user/login.json",), ("POST",), "anonymous",
-       "Log in: sets the hub_session cookie. Rate-limited (429 with Retry-After).",
-       (USERNAME, PASSWORD), tag="user"),
+       "Log in: sets the hub_session cookie. Failed logins lock the address and the account "
+       "out for a while (429 with Retry-After), longer each time.",
+       (USERNAME, PASSWORD), tag="user",
+       result=_req(_obj(success={"const": True}, message=_S, userid=_I, admin=_B),
+                   "success", "userid")),
     Op(("/user/auth.json",), ("POST",), "anonymous",
        "Exchange username and password for the API keys (third-party apps).",
        (USERNAME, PASSWORD), tag="user", result=KEYS),
     Op(("/user/logout.json",), WRITE, "anonymous", "End the session.", tag="user"),
     Op(("/user/session.json",), ("GET",), "read",
        "Which user and access level the key or cookie gives.", tag="user",
-       result=_obj(userid=_I, type=_S, admin=_B)),
+       result=_req(_obj(userid=_I, type={"enum": list(LEVELS[1:])}, admin=_B),
+                   "userid", "type", "admin")),
     Op(("/user/get.json",), ("GET",), "session", "Your account (with API keys).", tag="user"),
     Op(("/user/set.json",), ("POST",), "session", "Change email, language or timezone.",
        (P("email"), P("language", enum=("en", "cy")), P("timezone")), tag="user"),
@@ -143,7 +165,8 @@ OPS: tuple[Op, ...] = (
     # -- health -------------------------------------------------------------------------------
     Op(("/health.json",), ("GET",), "anonymous",
        "200 when MariaDB, Redis, the worker and its broker link are fine, else 503.",
-       tag="health", result=_obj(ok=_B, version=_S, components={"type": "object"})),
+       tag="health", result=HEALTH, errors={"503": ("Some component is down (the "
+                                                      "answer says which).", HEALTH)}),
     Op(("/describe",), ("GET",), "anonymous", "Hub type for discovery (`emoncms`).",
        answers="text", tag="health"),
     Op(("/version",), ("GET",), "anonymous", "Hub software version.", answers="text",
@@ -156,10 +179,11 @@ OPS: tuple[Op, ...] = (
         P("userid", "integer", "List this user's public feeds.")),
        public_feeds=True, tag="feed", result={"type": "array", "items": FEED}),
     Op(("/feed/create.json",), WRITE, "write", "Create a PHPFina feed; tag+name are unique.",
-       (P("name", required=True, help="1-64 letters, digits, spaces or _ - : ."),
+       (P("name", required=True, help="1-64 letters, digits, spaces or _ - : .",
+          example="power"),
         P("tag", help="0-64 letters, digits, spaces or _ - : ."),
         P("engine", "integer", "Only 5 (PHPFina).", default=5),
-        P("options", help='JSON {"interval": seconds}; default 10.'),
+        P("options", help='JSON {"interval": seconds}; default 10.', example='{"interval": 10}'),
         P("unit", help="Up to 16 characters.")),
        tag="feed", result=_obj(success=_B, feedid=_I, result=_B)),
     Op(("/feed/get.json", "/feed/aget.json"), ("GET",), "anonymous",
@@ -172,7 +196,8 @@ OPS: tuple[Op, ...] = (
     Op(("/feed/getid.json",), ("GET",), "read", "The id of your feed with this name.",
        (P("name", required=True), P("tag")), tag="feed", result=_I),
     Op(("/feed/set.json",), WRITE, "write", "Change name, tag, unit or public.",
-       (FEED_ID, P("fields", required=True, help='JSON object, e.g. {"public": true}.')),
+       (FEED_ID, P("fields", required=True, help='JSON object, e.g. {"public": true}.',
+                   example='{"unit": "W"}')),
        tag="feed"),
     Op(("/feed/delete.json",), WRITE, "write", "Delete a feed and its data.", (FEED_ID,),
        tag="feed"),
@@ -202,7 +227,8 @@ OPS: tuple[Op, ...] = (
     Op(("/feed/post.json", "/feed/insert.json", "/feed/update.json"), WRITE, "write",
        "Store one point (`time`, `value`) or many (`data`); buffered, readable at once.",
        (FEED_ID, P("time", "number", "Unix time; default now."), P("value", "number"),
-        P("data", help="JSON [[time, value], ...] instead of time and value."),
+        P("data", help="JSON [[time, value], ...] instead of time and value.",
+          example="[[1767225600, 1.5], [1767225610, 2.5]]"),
         P("join", enum=("join", "1", "0"), help="Fill the gap before by interpolation.")),
        tag="feed", result=_obj(success=_B, points=_I)),
     # -- inputs -------------------------------------------------------------------------------
@@ -213,7 +239,8 @@ OPS: tuple[Op, ...] = (
        POST_PARAMS[1:], answers="text-or-json", tag="input"),
     Op(("/input/bulk", "/input/bulk.json"), WRITE, "write",
        "Post many readings: data=[[time_offset, node, v1, v2 | {name: v}, ...], ...].",
-       (P("data", required=True), P("sentat", "number"), P("offset", "number"),
+       (P("data", required=True, example='[[0, "n", 100, {"temp": 20}]]'),
+        P("sentat", "number"), P("offset", "number"),
         P("time", "number")), answers="text", tag="input"),
     Op(("/input/get", "/input/get.json"), ("GET",), "read",
        "Inputs as {node: {name: {time, value, processList}}}.",
@@ -225,16 +252,19 @@ OPS: tuple[Op, ...] = (
        "Flat list [{id, nodeid, name, description, processList, time, value}].",
        tag="input"),
     Op(("/input/set.json",), WRITE, "write", "Change an input's description.",
-       (INPUT_ID, P("fields", required=True, help='JSON, e.g. {"description": "..."}.')),
+       (INPUT_ID, P("fields", required=True, help='JSON, e.g. {"description": "..."}.',
+                    example='{"description": "kitchen"}')),
        tag="input"),
     Op(("/input/delete.json",), WRITE, "write", "Delete inputs.",
-       (P("inputid", "integer"), P("inputids", help="JSON list of ids instead of inputid.")),
+       (P("inputid", "integer"), P("inputids", help="JSON list of ids instead of inputid.",
+                                   example="[1]")),
        tag="input"),
     Op(("/input/process/get.json",), ("GET",), "read", "An input's process list.",
        (INPUT_ID,), tag="input"),
     Op(("/input/process/set.json",), ("POST",), "write",
        'Set a process list: processlist=[{"fn": "process__scale", "args": ["0.001"]}, ...].',
-       (INPUT_ID, P("processlist", required=True)), tag="input"),
+       (INPUT_ID, P("processlist", required=True,
+                    example='[{"fn": "process__scale", "args": [0.001]}]')), tag="input"),
     Op(("/input/process/reset.json",), WRITE, "write", "Empty an input's process list.",
        (INPUT_ID,), tag="input"),
     Op(("/input/process/list.json",), ("GET",), "read",
@@ -244,7 +274,10 @@ OPS: tuple[Op, ...] = (
     Op(("/device/auth/request.json", "/emoncms/device/auth/request.json"), ("GET",),
        "anonymous", "EmonESP pairing request: `request registered` until the household "
        "allows it, then `user:password:basetopic` once (429 when rate-limited).",
-       (P("name"), P("type")), answers="text", tag="device"),
+       (P("name"), P("type")), answers="text", tag="device",
+       errors={"400": ("A parameter is not valid: `bad request` (EmonESP reads text).", None),
+               "429": ("Too many requests from this address: `too many requests`, with "
+                       "Retry-After.", None)}),
     Op(("/device/auth/pending.json",), ("GET",), "session",
        "Pending pairing requests (also opens the pairing window).", tag="device"),
     Op(("/device/auth/check.json",), ("GET",), "session",
@@ -279,15 +312,58 @@ OPS: tuple[Op, ...] = (
        (P("device", "integer", "Device id.", required=True),), tag="schedule"),
     Op(("/schedule/set.json",), ("POST",), "write",
        "Set a device's schedule (`schedule` JSON, or a JSON body).",
-       (P("device", "integer", "Device id.", required=True), P("schedule")), tag="schedule"),
+       (P("device", "integer", "Device id.", required=True),
+        P("schedule", example='{"ready_by": "07:00", "period": 3600}')),
+       tag="schedule"),
     Op(("/schedule/mode.json",), ("POST",), "write", "Change a schedule's mode.",
-       (P("device", "integer", "Device id.", required=True), P("mode", required=True)),
+       (P("device", "integer", "Device id.", required=True),
+        P("mode", required=True, example="smart")),
        tag="schedule"),
     Op(("/schedule/delete.json",), ("POST",), "write", "Delete a device's schedule.",
        (P("device", "integer", "Device id.", required=True),), tag="schedule"),
     Op(("/schedule/explain.json",), ("GET",), "read",
        "The chosen slots, their signal and the cost against running now.",
-       (P("device", "integer", "Device id.", required=True),), tag="schedule"),)
+       (P("device", "integer", "Device id.", required=True),), tag="schedule"),
+    # -- server sync (hub/web/sync.py) --------------------------------------------------------
+    Op(("/sync/status.json",), ("GET",), "read",
+       "Server link (never its key), state, last run, per-feed progress and last result: "
+       "for the Settings page. `state`: not provisioned | provisioning pending | "
+       "provisioning failed | idle | running | error; each feed has `result` ok | partial | "
+       "error | missing, `error_code` (unreachable, tls, unauthorized, not_found, "
+       "server_error, not_json, not_data, redirect, truncated, too_long, too_slow, "
+       "bad_interval, changed, ...), `progress` 0..1 and `bytes`.", tag="sync",
+       result=_obj(provisioned=_B, server=_S, state=_S, message=_S,
+                   next_run={"type": ["integer", "null"]}, failures=_I,
+                   link={"type": ["object", "null"]},
+                   last_run=_obj(started=_I, finished=_I, ok=_B, bytes=_I, error=_S,
+                                 error_code=_S),
+                   feeds={"type": "array", "items": _obj(
+                       name=_S, local_id={"type": ["integer", "null"]}, mode=_S, result=_S,
+                       bytes=_I, local_bytes=_I, remote_bytes={"type": ["integer", "null"]},
+                       progress={"type": "number"}, error=_S, error_code=_S, finished=_I,
+                       remote={"type": "object"})},
+                   mapping={"type": "array"})),
+    Op(("/sync/provision.json",), ("POST",), "admin",
+       "Set the server: `url` and the household's read key on it (`server_apikey`), or "
+       "`username` + `password` there (exchanged once through user/auth.json, not kept). "
+       "Checked with a test call before it is stored; 400 for bad settings, 502 when the "
+       "server check fails (the message says why).",
+       (P("url", help="https://host[/path]; default the server_url setting."),
+        P("server_apikey", help="Read API key on the server (`apikey` is this hub's)."),
+        P("username", help="Login on the server."), P("password"),
+        P("allow_http", enum=FLAG, help="1 to allow a plain http URL."),
+        P("ca_pem", help="PEM of a private CA to trust instead of the system CAs.")),
+       tag="sync", result=_obj(success=_B, link={"type": "object"})),
+    Op(("/sync/unprovision.json",), ("POST",), "admin",
+       "Forget the server link (mirrored feeds stay).", tag="sync"),
+    Op(("/sync/run.json",), ("POST",), "session", "Ask the worker for a sync run now.",
+       tag="sync"),
+    Op(("/sync/mapping.json",), ("GET",), "read",
+       "The feed mapping: [{remote_tag ('*' = any), remote_name, local_name}]; local feeds "
+       "get tag `server`.", tag="sync"),
+    Op(("/sync/mapping.json",), ("POST",), "admin",
+       "Replace the feed mapping (JSON body, or a `mapping` parameter).",
+       (P("mapping", help="JSON list of rules."),), tag="sync"),)
 
 _SECURITY = {
     "anonymous": [],
@@ -305,7 +381,7 @@ _CONTENT = {
     "text-or-json": ("text/plain", "application/json"),
 }
 _ERRORS = {
-    "400": "A parameter is missing or invalid; the message names it.",
+    "400": "A parameter or the body is missing or invalid; the message names it.",
     "401": "No valid key or session (or, anonymously, the feed is not public).",
     "403": "The key or session is not enough (see x-access), or the feed is another "
            "user's public feed (read-only).",
@@ -323,6 +399,8 @@ def _parameter(p: P, in_path: bool) -> dict:
            "required": p.required or in_path}
     if p.help:
         out["description"] = p.help
+    if p.example is not None:
+        out["example"] = p.example
     return out
 
 
@@ -335,11 +413,18 @@ def _operation(op: Op, path: str, method: str) -> dict:
                       if kind == "application/octet-stream" else {})
                for kind in _CONTENT[op.answers]}
     responses: dict[str, Any] = {"200": {"description": "Success.", "content": content}}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for status, text in _ERRORS.items():
         if status in ("401", "403") and op.access == "anonymous" and not op.public_feeds:
             continue
-        responses[status] = {"description": text, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[status] = {"description": text, "content": error}
+    for status, (text, schema) in op.errors.items():
+        responses[status] = {"description": text, "content": (
+            {"text/plain": {}} if schema is None else {"application/json": {"schema": schema}})}
+    # Every other answer the server itself makes (405, 408, 409, 411, 413, 429, 500, 503…)
+    # has the same JSON error shape.
+    responses["default"] = {"description": "Any other error, with the status that fits.",
+                            "content": error}
     security = list(_SECURITY[op.access])
     if op.public_feeds:
         security = [{}, *_SECURITY["read"]]  # anonymous allowed for public feeds
@@ -386,7 +471,7 @@ def document() -> dict:
                 "`{\"success\": false, \"message\": ...}` with an HTTP status."),
         },
         "tags": [{"name": t} for t in ("user", "health", "feed", "input", "device",
-                                        "schedule")],
+                                        "schedule", "sync")],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -398,7 +483,9 @@ def document() -> dict:
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["success", "message"],
-                          "properties": {"success": {"const": False}, "message": _S}},
+                          "additionalProperties": False,
+                          "properties": {"success": {"const": False},
+                                         "message": {"type": "string", "minLength": 1}}},
             },
         },
     }

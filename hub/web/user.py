@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import hmac
+
 import bottle
 from bottle import request, response
 
 from hub.user import store as model
-from hub.web.api import ApiError, auth, ctx, ok, param, param_int, requires
+from hub.web.api import (
+    ApiError,
+    auth,
+    client_address,
+    ctx,
+    ok,
+    param,
+    param_int,
+    requires,
+    session_cookie,
+)
 
 _STATUS = {model.InvalidUsername: 400, model.InvalidEmail: 400, model.WeakPassword: 400,
            model.UsernameTaken: 409, model.UserNotFound: 404, model.LoginFailed: 401,
@@ -26,10 +38,17 @@ def _set_session_cookie(token: str, max_age: int | None) -> None:
 
 
 def register_user():
-    """Create an account. The first account is open and becomes admin; later ones need admin."""
+    """Create an account. Later accounts need an admin session. The first account (it becomes
+    admin) needs the hub's setup code — shown on its console, written to the boot partition
+    (cydynni-setup-code.txt) at first boot, or the code on the box's label given in
+    cydynni.txt — so a neighbour on the same Wi-Fi cannot claim a new hub. Without a setup
+    code configured only the console (`hub admin create-user`) can create it."""
     users = ctx().users
-    if users.count() > 0 and not auth().is_admin:
-        raise ApiError(403, "registration is closed: ask the hub administrator to add you")
+    if users.count() > 0:
+        if not auth().is_admin:
+            raise ApiError(403, "registration is closed: ask the hub administrator to add you")
+    else:
+        _check_setup_code()
     try:
         user = users.register(param("username"), param("password"), param("email", ""))
     except model.UserError as exc:
@@ -38,11 +57,31 @@ def register_user():
               admin=user.is_admin)
 
 
+def _check_setup_code() -> None:
+    expected = ctx().config.setup_code
+    if not expected:
+        raise ApiError(403, "this hub has no setup code: create the first account on its "
+                            "console with `hub admin create-user`")
+    given = param("setup_code", "")
+    if not given:
+        raise ApiError(403, "the first account needs the hub's setup code (on the hub's "
+                            "console, in cydynni-setup-code.txt on its SD card, or on the "
+                            "box's label): send it as 'setup_code'")
+    # Codes are shown grouped (ABCD-EFGH); accept them with or without the dashes and spaces.
+    if not hmac.compare_digest(_normalise(given).encode(), _normalise(expected).encode()):
+        raise ApiError(403, "the setup code is not right")
+
+
+def _normalise(code: str) -> str:
+    return "".join(code.split()).replace("-", "").upper()
+
+
 def _authenticate() -> model.User:
-    """The user named by the `username`/`password` parameters (rate-limited per address)."""
+    """The user named by the `username`/`password` parameters (rate-limited per address and
+    per account; the address is the TCP peer unless it is a trusted proxy)."""
     try:
         return ctx().users.authenticate(param("username"), param("password"),
-                                        request.remote_addr or "")
+                                        client_address())
     except model.UserError as exc:
         raise _fail(exc) from None
 
@@ -62,21 +101,21 @@ def auth_keys():
 
 
 def logout():
-    token = request.get_cookie("hub_session")
+    token = session_cookie()
     if token:
         ctx().users.end_session(token)
     response.delete_cookie("hub_session", path="/")
     return ok(message="logged out")
 
 
-@requires("read")
+@requires("read", writes=False)
 def session_info():
     """Which user and access a key or cookie gives, without revealing the key."""
     current = auth()
     return {"userid": current.user_id, "type": current.level, "admin": current.is_admin}
 
 
-@requires("session")
+@requires("session", writes=False)
 def get_user():
     return ctx().users.get(auth().user_id).public()
 
@@ -97,7 +136,7 @@ def set_user():
 def change_password():
     try:
         ctx().users.change_password(auth().user_id, param("old"), param("new"),
-                                    keep_session=request.get_cookie("hub_session") or "")
+                                    keep_session=session_cookie() or "")
     except model.UserError as exc:
         raise _fail(exc) from None
     return ok(message="password changed; other sessions were logged out")
@@ -132,7 +171,7 @@ def reset_password():
     return ok(userid=user.id, message="password reset; log in with the new password")
 
 
-@requires("admin")
+@requires("admin", writes=False)
 def list_users():
     return [u.public() | {"apikey_read": None, "apikey_write": None}
             for u in ctx().users.list()]

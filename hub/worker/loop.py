@@ -22,12 +22,19 @@
 - Redis (key names in hub/names.py): heartbeat `worker:heartbeat` (JSON, TTL 30 s, every 5 s,
   read by /health.json;
   `mqtt_connected` turns true once the subscriptions are acknowledged) and
-  counters in hash `worker:stats` (messages, bad_payloads, service_errors, flushes, …).
+  counters in hash `worker:stats` (messages, bad_payloads, points_not_stored, service_errors,
+  flushes, redis_restarts, …).
 
 What a SIGKILL leaves: feed files as of the last flush (each flush writes whole blocks, so
 files stay readable), and in Redis the unflushed points (feed buffer), the input last values
-and the accumulator state. The next worker flushes those points, so nothing is lost unless
-Redis itself goes down too (it keeps nothing on disk): then at most `flush_interval` seconds.
+and the accumulator state. The next worker flushes those points, so nothing is lost.
+
+Redis restarts: a stop/restart of Redis loses nothing (it saves to a tmpfs on SIGTERM and
+loads that at start, roles/redis/README.md); a crash or reboot starts it empty, losing the
+unflushed window (at most `flush_interval` seconds) and the sessions. The worker watches the
+Redis run id every second (one INFO) and says which it was: a WARNING "restarted and kept its
+data" or an ERROR "came back empty", counted as `redis_restarts` / `redis_came_back_empty`.
+The key `worker:redis-run` tells the two apart: it survives only if the data did.
 """
 
 from __future__ import annotations
@@ -49,17 +56,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.context import HubContext
 from hub.db import migrate
 from hub.errors import SERVER_ERRORS
-from hub.input.readings import IngestError
+from hub.input.readings import IngestError, NotStored
 from hub.names import HEARTBEAT_S, HEARTBEAT_TTL_S
 from hub.worker.device.service import DeviceService
 from hub.worker.ingest import IngestService
+from hub.worker.sync import SyncService
 
 log = logging.getLogger(__name__)
 
 
-SERVICES: tuple[type, ...] = (IngestService, DeviceService)
+SERVICES: tuple[type, ...] = (IngestService, DeviceService, SyncService)
 TICK_S = 1.0
-BATCH_MAX = 2000
+BATCH_MAX = 200  # messages per commit: bigger batches left ~14 MB of freed heap behind
 SUBSCRIBE_QOS = 1
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0  # storing readings while Redis/MariaDB is away
@@ -109,6 +117,7 @@ class Worker:
         self.stats: collections.Counter = collections.Counter()
         self.problem = RateLimitedLog()
         self.started = time.time()
+        self.redis_run_id: str | None = None  # of the Redis server this worker last saw
         self.services = self._load_services()
         self.topics = sorted({t for s in self.services for t in self._topics_of(s)})
         self._routes: dict[str, list] = {}
@@ -213,6 +222,7 @@ class Worker:
                 if now >= next_tick:
                     next_tick = now + TICK_S
                     self._each_service("tick", now)
+                    self._watch_redis()
                     self._write_stats()
                 if now >= next_beat:
                     next_beat = now + HEARTBEAT_S
@@ -252,6 +262,8 @@ class Worker:
                     except SERVER_ERRORS as exc:
                         unreachable = exc
             if unreachable is None:
+                if delay > RETRY_MIN_S:  # Redis or MariaDB was away: say if Redis restarted
+                    self._watch_redis()
                 return True
             self.stats["store_retries"] += 1
             self.problem(logging.ERROR, "cannot store readings (%s); retrying in %.0f s",
@@ -283,9 +295,12 @@ class Worker:
             self.problem(logging.ERROR, "%s.%s failed", type(service).__name__, method,
                          exc_info=True)
         except IngestError as exc:
-            self.stats["bad_payloads"] += 1
+            self.stats[exc.counter] += exc.count
             where = f" on {args[0][:80]!r}" if method == "on_message" else ""
-            self.problem(logging.WARNING, "dropped a bad reading%s: %s", where, exc)
+            if isinstance(exc, NotStored):
+                self.problem(logging.WARNING, "not stored%s: %s", where, exc)
+            else:
+                self.problem(logging.WARNING, "dropped a bad reading%s: %s", where, exc)
         except Exception:
             self.stats["service_errors"] += 1
             self.problem(logging.ERROR, "%s.%s failed", type(service).__name__, method,
@@ -327,6 +342,30 @@ class Worker:
             self.stats.update(counts)  # keep them for the next try
             self.problem(logging.WARNING, "cannot write worker stats to Redis: %s", exc)
 
+    def _watch_redis(self) -> None:
+        """Notice a Redis restart (a new run id) and say whether it kept its data."""
+        try:
+            run_id = str(self.ctx.redis.info("server").get("run_id", ""))
+            key = self.ctx.keys.worker_redis_run
+            if run_id == self.redis_run_id:
+                return
+            stored = self.ctx.redis.get(key)
+            seen = stored.decode() if stored else None
+            if self.redis_run_id is not None or (seen and seen != run_id):
+                self.stats["redis_restarts"] += 1
+                if seen is None:
+                    self.stats["redis_came_back_empty"] += 1
+                    log.error("Redis restarted and came back EMPTY (crash or reboot, not a "
+                              "clean stop): readings not yet flushed to disk (at most %s s) "
+                              "and login sessions are lost", self.config.flush_interval)
+                else:
+                    log.warning("Redis restarted (run %s → %s) and kept its data: nothing "
+                                "lost", (seen or "?")[:8], run_id[:8])
+            self.ctx.redis.set(key, run_id)
+            self.redis_run_id = run_id
+        except Exception as exc:  # unreachable: the heartbeat and commit retries report it
+            log.debug("cannot read the Redis run id: %s", exc)
+
     def _heartbeat(self) -> None:
         state = {"pid": os.getpid(), "mqtt_connected": self.connected,
                  "started": int(self.started), "queued": len(self.queue),
@@ -342,6 +381,7 @@ class Worker:
         self._handle_queue()
         self._each_service("stop")
         self._flush()
+        self._watch_redis()
         self._write_stats()
         self.client.disconnect()
         self.client.loop_stop()

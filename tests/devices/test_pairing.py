@@ -115,6 +115,12 @@ def test_unused_grant_expires_and_its_account_is_revoked(ctx, admin, servers):
         TestClient(servers.mqtt_port, device.mqtt_username, "x").connect().close()
 
 
+def test_a_name_with_characters_outside_the_name_set_can_still_be_allowed(ctx, admin):
+    ctx.pairing.request("192.0.2.8", name="Plug (kitchen) <b>")
+    device = ctx.pairing.allow("192.0.2.8", admin.userid)
+    assert device.name == "Plug kitchen b"
+
+
 def test_auth_request_storm_is_refused_cheaply(web, ctx, admin):
     codes = [device_get(web, "127.0.0.9")[0] for _ in range(PER_IP_PER_MINUTE + 3)]
     assert codes[:PER_IP_PER_MINUTE] == [200] * PER_IP_PER_MINUTE

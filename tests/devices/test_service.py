@@ -486,3 +486,15 @@ def test_state_changes_are_published_as_events(ctx, admin, servers, runner, sims
     assert states == [
         {"event": "device_state", "device_id": device_id, "present": True},
         {"event": "device_state", "device_id": device_id, "power": True, "mode": "on"}]
+
+
+def test_a_device_paired_since_the_last_tick_is_claimed_not_duplicated(ctx, runner, admin):
+    """The web pairs a device between two ticks of the worker; its describe comes at once."""
+    run = runner(utc(2026, 6, 10, 18, 0))
+    run.tick()  # the device table is loaded now, without the device
+    ctx.pairing.request("192.0.2.30", name="plug")
+    device = ctx.pairing.allow("192.0.2.30", admin.userid)
+    ctx.pairing.request("192.0.2.30")  # the device fetches its account: active
+    run.service.on_message(f"{device.base_topic}/plug/describe", b"smartplug")
+    devices = ctx.devices.list()
+    assert [(d.id, d.base_topic) for d in devices] == [(device.id, f"{device.base_topic}/plug")]

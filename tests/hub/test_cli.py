@@ -72,3 +72,36 @@ def test_show_config_hides_secrets(hub_config):
     assert '"db_password": "***"' in proc.stdout
 
 
+
+
+# --- issue 11 #14: the command on a development machine -------------------------------------
+
+def test_hub_is_installed_as_a_command_in_the_venv():
+    """`./build.sh test` installs the project (pip install --no-deps -e .) into its venv."""
+    hub = Path(sys.executable).parent / "hub"
+    assert hub.is_file(), "no `hub` console script: run ./build.sh test (it installs it)"
+    done = subprocess.run([str(hub), "--help"], capture_output=True, text=True, check=False,
+                          cwd="/")
+    assert done.returncode == 0 and "{web,worker,admin}" in done.stdout, done.stderr
+
+
+def test_pyproject_declares_the_console_script_and_no_unpinned_dependency():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"hub": "hub.cli:main"}
+    assert project.get("dependencies", []) == []  # pinned in requirements-test.txt instead
+    assert "--no-deps" in (ROOT / "build.sh").read_text()
+
+
+def test_admin_without_a_config_file_says_what_to_do(tmp_path):
+    env = {k: v for k, v in hub_env({}).items() if not k.startswith("HUB_")}
+    env["HUB_DB_SOCKET"] = str(tmp_path / "no-such.sock")
+    for config in ({}, {"HUB_CONFIG": ""}):
+        done = subprocess.run([sys.executable, "-m", "hub", "admin", "list-users"], cwd=ROOT,
+                              env={**env, **config}, capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+        assert "no config file was read" in done.stderr and "HUB_CONFIG" in done.stderr
+        assert "/data/hub/hub.toml does not exist" in done.stderr

@@ -113,8 +113,9 @@ def test_process_set_errors_name_the_problem(client, admin, new_client):
     assert set_list([{"fn": "process__nope", "args": []}])[0] == 400
     assert set_list([{"fn": "process__log_to_feed", "args": [9999]}]) == (
         404, "step 1 (log_to_feed): feed 9999 does not exist")
+    # Another user's feed answers exactly like a missing one (issue 11 #5: 403 leaked it).
     assert set_list([{"fn": "process__log_to_feed", "args": [bobs]}]) == (
-        403, f"step 1 (log_to_feed): feed {bobs} belongs to another user")
+        404, f"step 1 (log_to_feed): feed {bobs} does not exist")
     # bob cannot see or change admin's input
     res = client.get("/input/process/get.json", {"apikey": bob.apikey_write,
                                                  "inputid": input_id})
@@ -166,3 +167,32 @@ def test_unknown_input_and_node(client, admin):
     assert client.get("/input/get/nope", key).status == 404
     assert client.get("/input/get/nope/x", key).status == 404
     assert client.get("/input/process/get.json", {**key, "inputid": 77}).status == 404
+
+
+# --- issue 11 #11: nothing dropped behind a success ---------------------------------------
+
+@pytest.mark.parametrize("value", ["1e39", "-3.5e38"])
+def test_post_of_a_value_no_feed_can_hold_is_refused(client, admin, value):
+    res = client.post("/input/post.json", {"apikey": admin.apikey_write, "node": "big",
+                                           "fulljson": json.dumps({"P": float(value)})})
+    assert res.status == 400 and "beyond what a feed can store" in res.json()["message"]
+    assert client.get("/input/get.json", {"apikey": admin.apikey_read}).json() == {}
+
+
+def test_post_into_a_deleted_feed_says_what_was_not_stored(client, admin, ctx):
+    key = {"apikey": admin.apikey_write}
+    assert client.post("/input/post", {**key, "node": "n", "csv": "1"}).text == "ok"
+    input_id = client.get("/input/list.json", {"apikey": admin.apikey_read}).json()[0]["id"]
+    feed = ctx.feeds.create(admin.userid, "gone", interval=10).id
+    res = client.post("/input/process/set.json", {**key, "inputid": input_id,
+                                                  "processlist": json.dumps(
+                                                      [{"fn": "log_to_feed", "args": [feed]}])})
+    assert res.status == 200, res.text
+    ctx.feeds.delete(feed)
+    res = client.post("/input/post", {**key, "node": "n", "csv": "2"})
+    assert res.status == 400, res.text
+    message = res.json()["message"]
+    assert "1 feed points were not" in message and f"feed {feed}" in message
+    # the input value itself was stored, and the answer says so
+    assert "1 readings stored as input values" in message
+    assert client.get("/input/get/n/1", {"apikey": admin.apikey_read}).json()["value"] == 2.0

@@ -27,9 +27,11 @@ LAYERS: dict[str, str] = {
     "hub.scheduler": "lib", "hub.feed.phpfina": "lib", "hub.feed.summary": "lib",
     "hub.input.readings": "lib",
     "hub.device.adapters": "lib", "hub.device.errors": "lib",
+    "hub.display.tariff": "lib", "hub.display.periods": "lib", "hub.display.goodtime": "lib",
     # store: MariaDB/Redis/broker-backed models; hub.context wires them
     "hub.errors": "store", "hub.db": "store", "hub.feed": "store", "hub.input": "store",
-    "hub.user": "store", "hub.device": "store", "hub.context": "store",
+    "hub.user": "store", "hub.device": "store", "hub.sync": "store", "hub.context": "store",
+    "hub.display": "store",
     # the two sides
     "hub.web": "web", "hub.worker": "worker",
     # entry points

@@ -13,10 +13,11 @@ _WILDCARD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
 
 
 def app_routes(ctx) -> dict[tuple[str, str], object]:
-    """(METHOD, OpenAPI path) -> handler of every route the app serves."""
+    """(METHOD, OpenAPI path) -> handler of every API route the app serves (the display's
+    pages, marked `hub.page`, are HTML for browsers, not API)."""
     app = create_app(ctx.config, ctx)
     return {(route.method, _WILDCARD.sub(r"{\1}", route.rule)): route.callback
-            for route in app.routes}
+            for route in app.routes if not route.config.get("hub.page")}
 
 
 def documented() -> dict[tuple[str, str], dict]:

@@ -294,6 +294,14 @@ class TestRead:
         assert ramp.read(1, 980, 1000, 10) == [[980, None], [990, None], [1000, 0.0]]
         assert ramp.read(1, 1190, 1210, 10) == [[1190, 19.0], [1200, None], [1210, None]]
 
+    def test_read_newest_slot_answers_for_its_whole_interval(self, engine):
+        """Issue 11 #12: points at T and T+10; a sample anywhere in T+10's slot shows it."""
+        engine.create(2, 10)
+        engine.write_points(2, [(1000, 1.0), (1010, 2.0)])
+        assert engine.read(2, 1003, 1013, 10) == [[1003, 1.0], [1013, 2.0]]
+        assert engine.read(2, 1009, 1029, 10) == [[1009, 1.0], [1019, 2.0], [1029, None]]
+        assert engine.read(2, 1000, 1020, 10) == [[1000, 1.0], [1010, 2.0], [1020, None]]
+
     def test_read_average_ignores_nan(self, ramp):
         rows = ramp.read(1, 1000, 1100, 50, average=True)
         # [1000,1050): 0..4 -> 2; [1050,1100): nan,6,7,8,9 -> 7.5; [1100,1150): 10..14 -> 12

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_account
+from tests.conftest import SETUP_CODE, make_account
 
 
 def test_first_user_is_admin_and_registration_then_closes(client, new_client):
-    first = client.post("/user/register.json", {"username": "alice", "password": "pw-alice-1"})
+    first = client.post("/user/register.json", {"username": "alice", "password": "pw-alice-1",
+                                                "setup_code": SETUP_CODE})
     assert first.status == 200
     assert first.json()["admin"] is True
     assert len(first.json()["apikey_write"]) == 32
@@ -108,7 +109,8 @@ def test_non_admin_cannot_issue_reset(admin, new_client):
     ("a", "long-enough", 400), ("bad name!", "long-enough", 400), ("carol", "short", 400),
 ])
 def test_register_validates(client, username, password, status):
-    res = client.post("/user/register.json", {"username": username, "password": password})
+    res = client.post("/user/register.json", {"username": username, "password": password,
+                                              "setup_code": SETUP_CODE})
     assert res.status == status
     assert res.json()["success"] is False
 

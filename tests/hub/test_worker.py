@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devstack.servers import hub_env
+from devstack.servers import hub_env, redis_argv
 from hub.config import Config, load_config
 from hub.context import HubContext
 from hub.worker.loop import run_worker
@@ -171,6 +171,21 @@ def test_bad_payloads_are_counted_and_do_not_kill_it(servers, hub_config, ctx, u
     assert stats(ctx).get("service_errors", 0) == 0
 
 
+def test_readings_not_stored_are_counted_and_logged(servers, hub_config, ctx, user_id, caplog):
+    """Issue 11 #11: a value no feed can hold is a bad payload; a reading whose process list
+    logs to a deleted feed is counted as points_not_stored and logged, never silent."""
+    feed = logged_feed(ctx, user_id, "gone", "c")
+    ctx.feeds.delete(feed)
+    with caplog.at_level("WARNING", logger="hub.worker.loop"), \
+            worker_thread(worker_config(hub_config)), publisher(servers) as pub:
+        publish_all(pub, [("emon/huge/p", "1e39"), ("emon/gone/c", "5")])
+        wait_until(lambda: stats(ctx).get("bad_payloads") == 1, what="1e39 refused")
+        wait_until(lambda: stats(ctx).get("points_not_stored") == 1, what="not stored counted")
+    assert ctx.inputs.tree(user_id).get("huge") is None
+    assert any("not stored" in r.getMessage() and f"feed {feed}" in r.getMessage()
+               for r in caplog.records)
+
+
 # --- QoS 1 across broker restarts -----------------------------------------------------------
 
 def test_qos1_loses_nothing_across_a_broker_restart(servers, hub_config, ctx, user_id):
@@ -294,8 +309,10 @@ def test_sigkill_leaves_readable_files_and_loses_only_the_unflushed_window(
 # --- Redis going away -----------------------------------------------------------------------
 
 def start_redis(port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
-                             "--save", "", "--appendonly", "no"], stdout=open(log, "ab"),  # noqa: SIM115
+    """A private Redis configured as on the device (devstack.servers.redis_argv)."""
+    data = log.parent / "redis-data"
+    data.mkdir(exist_ok=True)
+    proc = subprocess.Popen(redis_argv(port, data), stdout=open(log, "ab"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)
     import redis
 
@@ -339,6 +356,88 @@ def test_readings_wait_while_redis_is_down(servers, hub_config, user_id, tmp_pat
         own.close()
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+@contextmanager
+def private_redis(hub_config: Config, tmp_path: Path, **overrides: object):
+    """A worker config on a Redis of its own (so restarting it disturbs nobody else)."""
+    from devstack.servers import free_port
+
+    port = free_port()
+    procs = [start_redis(port, tmp_path / "redis.log")]
+    config = worker_config(hub_config, redis_port=port, **overrides)
+    own = HubContext(config)
+
+    def restart(kill: bool = False) -> None:
+        procs[0].send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        procs[0].wait(30)
+        procs[0] = start_redis(port, tmp_path / "redis.log")
+
+    try:
+        yield config, own, restart
+    finally:
+        own.close()
+        procs[0].terminate()
+        procs[0].wait(30)
+
+
+def test_a_redis_restart_loses_nothing_and_is_reported(servers, hub_config, user_id,
+                                                       tmp_path, caplog):
+    """Issue 11 #10: a stop/start of Redis (SIGTERM, as systemctl does) keeps the unflushed
+    feed buffer and the sessions; the worker logs and counts the restart."""
+    n = 300
+    with private_redis(hub_config, tmp_path, flush_interval=3600) as (config, own, restart):
+        feed = logged_feed(own, user_id, "rr", "c")
+        session = own.redis.set("hub-test-session", "kept")
+        t0 = base_time(2 * n)
+        with caplog.at_level("WARNING", logger="hub.worker.loop"), \
+                worker_thread(config), publisher(servers) as pub:
+            publish_all(pub, sequence("rr", t0, n))
+            wait_until(lambda: processed(own, user_id, "rr", n - 1), what="first half")
+            assert on_disk(own, feed) == []  # all of it only in Redis
+            restart()
+            publish_all(pub, sequence("rr", t0, n, start=n))
+            wait_until(lambda: processed(own, user_id, "rr", 2 * n - 1), what="second half")
+            wait_until(lambda: stats(own).get("redis_restarts") == 1, what="restart counted")
+        assert session and own.redis.get("hub-test-session") == b"kept"
+        assert on_disk(own, feed) == [float(i) for i in range(2 * n)]
+        assert "redis_came_back_empty" not in stats(own)
+    assert any("kept its data" in r.getMessage() for r in caplog.records)
+
+
+def test_a_redis_crash_is_reported_as_data_lost(servers, hub_config, user_id, tmp_path,
+                                                caplog):
+    with private_redis(hub_config, tmp_path) as (config, own, restart):
+        with caplog.at_level("WARNING", logger="hub.worker.loop"), worker_thread(config):
+            restart(kill=True)
+            wait_until(lambda: stats(own).get("redis_came_back_empty") == 1, what="counted")
+        assert stats(own)["redis_restarts"] == 1
+    assert any(r.levelname == "ERROR" and "came back EMPTY" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_full_redis_refuses_readings_until_it_has_room(servers, hub_config, user_id,
+                                                         tmp_path, caplog):
+    """maxmemory reached (noeviction, as on the device: a long full disk stops the flushes):
+    readings are not acknowledged and dropped but retried, and stored once there is room."""
+    n = 50
+    with private_redis(hub_config, tmp_path) as (config, own, _restart):
+        feed = logged_feed(own, user_id, "oom", "c")
+        t0 = base_time(n)
+        with caplog.at_level("ERROR", logger="hub.worker.loop"), \
+                worker_thread(config), publisher(servers) as pub:
+            own.redis.config_set("maxmemory-policy", "noeviction")
+            own.redis.config_set("maxmemory", "1")  # every write now answers OOM
+            publish_all(pub, sequence("oom", t0, n))
+            wait_until(lambda: any("cannot store readings" in r.getMessage() and "maxmemory" in
+                                   r.getMessage() for r in caplog.records),
+                       what="the worker refuses and retries")
+            own.redis.config_set("maxmemory", "0")
+            wait_until(lambda: len([v for _, v in own.feeds.data(feed, t0, t0 + 10 * (n - 1),
+                                                                 10) if v is not None]) == n,
+                       timeout=30, what="all readings stored once Redis has room")
+        assert stats(own)["store_retries"] >= 1
+        assert stats(own).get("service_errors", 0) == 0
 
 
 # --- misbehaving services and missing users -------------------------------------------------

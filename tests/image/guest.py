@@ -15,6 +15,10 @@ from pathlib import Path
 
 from image.qemu import BOOT_FAT_OFFSET, Built, command, free_port
 
+# A server entry in cydynni.txt: applied at first boot, its key removed from the boot file.
+# The guest has no route out (restrict=on), so the hub must say the server is unreachable.
+SERVER_URL = "https://server.invalid/"
+SERVER_APIKEY = "5e7ea51de7ea51de7ea51de7ea51de70"
 BOOT_TIMEOUT = 900  # first boot under TCG: firstboot secrets, MariaDB init, migrations
 
 
@@ -40,7 +44,8 @@ class Guest:
                         "-f", str(self.key)], check=True)
         setup = workdir / "cydynni.txt"
         setup.write_text(f"hostname=cydynni-test\nssh_authorized_key="
-                         f"{(workdir / 'id_ed25519.pub').read_text().strip()}\n")
+                         f"{(workdir / 'id_ed25519.pub').read_text().strip()}\n"
+                         f"server_url={SERVER_URL}\nserver_apikey={SERVER_APIKEY}\n")
         subprocess.run(["mcopy", "-o", "-i", f"{self.disk}@@{BOOT_FAT_OFFSET}", str(setup),
                         "::/cydynni.txt"], check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
 

@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt import publish
 
 from image.qemu import Built
-from tests.image.guest import Guest, GuestError
+from tests.image.guest import SERVER_APIKEY, Guest, GuestError
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 DATA_SHIPPED_MIB = 256
@@ -117,12 +117,18 @@ def test_booted_slot_marked_good(guest: Guest) -> None:
 
 
 def test_reading_published_over_mqtt_appears_in_feed_api(guest: Guest, state: dict) -> None:
-    status, registered = guest.http("user/register.json", data=USER)
+    config = tomllib.loads(guest.ssh("cat /data/hub/hub.toml").stdout)
+    # The first account needs the setup code firstboot made (shown on the console).
+    issue = guest.ssh("cat /run/issue.d/50-cydynni-setup.issue", check=False).stdout
+    assert config["setup_code"] in issue, issue
+    status, refused = guest.http("user/register.json", data=USER)
+    assert status == 403 and "setup code" in refused["message"], refused
+    status, registered = guest.http("user/register.json",
+                                    data={**USER, "setup_code": config["setup_code"]})
     assert status == 200 and registered["success"], registered
     status, keys = guest.http("user/auth.json", data=USER)
     assert status == 200 and keys["success"], keys
     apikey = keys["apikey_write"]
-    config = tomllib.loads(guest.ssh("cat /data/hub/hub.toml").stdout)
     auth = {"username": config.get("mqtt_user", "hub"), "password": config["mqtt_password"]}
 
     def send(value: float) -> None:
@@ -161,6 +167,22 @@ def test_reading_published_over_mqtt_appears_in_feed_api(guest: Guest, state: di
             break
     assert value == 123.5
     state.update(apikey=apikey, feed_id=feed_id)
+
+
+def test_server_entry_applied_and_its_key_removed(guest: Guest, state: dict) -> None:
+    boot_file = guest.ssh("cat /boot/firmware/cydynni.txt").stdout
+    assert SERVER_APIKEY not in boot_file and "server_apikey was read and removed" in boot_file
+    status, deadline = None, time.monotonic() + 120
+    while time.monotonic() < deadline:  # the worker checks the request within seconds
+        _, status = guest.http("sync/status.json", apikey=state["apikey"])
+        if isinstance(status, dict) and status.get("state") == "provisioning failed":
+            break
+        time.sleep(3)
+    assert isinstance(status, dict) and status["state"] == "provisioning failed", status
+    assert "cannot reach the server" in status["message"] and not status["provisioned"]
+    assert SERVER_APIKEY not in json.dumps(status)
+    request = guest.ssh("stat -c '%a %U' /data/hub/sync/provision.json").stdout.split()
+    assert request == ["600", "cydynni"]  # kept for the next try, private to the hub
 
 
 def test_data_survives_reboot(guest: Guest, state: dict) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -164,3 +165,33 @@ def test_hub_toml_keys_are_hub_settings(firstboot, tmp_path) -> None:
 
     run(firstboot, tmp_path)
     assert set(hub_toml(firstboot, tmp_path)) <= {s.name for s in SETTINGS}
+
+
+def test_setup_code_is_generated_once_shown_on_console_and_boot_partition(firstboot, tmp_path,
+                                                                          capsys) -> None:
+    (tmp_path / "boot/firmware").mkdir(parents=True)
+    assert run(firstboot, tmp_path) == 0
+    code = hub_toml(firstboot, tmp_path)["setup_code"]
+    assert re.fullmatch(r"[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}", code)
+    assert code in (tmp_path / firstboot.SETUP_CODE_TXT).read_text()
+    for note in firstboot.CONSOLE_NOTES:
+        assert code in (tmp_path / note).read_text()
+    assert code not in capsys.readouterr().out  # the journal gets names, never values
+    assert run(firstboot, tmp_path) == 0
+    assert hub_toml(firstboot, tmp_path)["setup_code"] == code  # never replaced
+
+
+def test_setup_code_from_the_label_in_cydynni_txt(firstboot, tmp_path) -> None:
+    (tmp_path / "boot/firmware").mkdir(parents=True)
+    (tmp_path / firstboot.HEADLESS_TXT).write_text("hostname = hub\nsetup_code = K7PQ-2MXD-9RTA\n")
+    assert run(firstboot, tmp_path) == 0
+    assert hub_toml(firstboot, tmp_path)["setup_code"] == "K7PQ-2MXD-9RTA"
+
+
+def test_two_devices_get_different_setup_codes_and_no_boot_partition_is_fine(firstboot,
+                                                                           tmp_path) -> None:
+    codes = set()
+    for name in ("a", "b"):
+        assert run(firstboot, tmp_path / name) == 0  # no boot/firmware mounted: still 0
+        codes.add(hub_toml(firstboot, tmp_path / name)["setup_code"])
+    assert len(codes) == 2

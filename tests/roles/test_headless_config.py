@@ -191,3 +191,9 @@ def test_hostname_is_rewritten_in_place_for_its_bind_mount(headless, root, capsy
 
 def test_missing_file_is_fine(headless, root, capsys) -> None:
     assert "nothing to apply" in run(headless, root, capsys)
+
+
+def test_setup_code_is_a_known_key(headless) -> None:
+    """Read by cydynni-firstboot-secrets (the code on the box's label), not an unknown key."""
+    parsed = headless.parse("setup_code = abcd-efgh-jkmn\n")
+    assert parsed.problems == []

@@ -71,6 +71,8 @@ def test_main_stale_profile_runs_now_and_reports_unknown_signal():
         ({**REQUEST, "period": 10**12}, "period must be"),
         ({**REQUEST, "profile": {**PROFILE, "values": [1, "x"]}}, "value #1"),
         ({**REQUEST, "profile": {**PROFILE, "end": T0}}, "does not match"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ('{"profile": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
     ],
 )
 def test_main_bad_input_exits_2(request_, message):
@@ -88,3 +90,12 @@ def test_module_runs_as_command():
     bad = subprocess.run([sys.executable, "-m", "hub.scheduler"], input="{}",
                          capture_output=True, text=True, cwd=root, check=False)
     assert bad.returncode == 2 and "missing key" in bad.stderr
+
+
+def test_deep_json_from_the_command_exits_2_with_a_message():
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "hub.scheduler"],
+                          input='{"profile": ' + "[" * 5000 + "]" * 5000 + "}",
+                          capture_output=True, text=True, cwd=root, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -64,7 +64,8 @@ class DeviceService:
         self.runner = ScheduleRunner(ctx.schedules, self.table, publish, config.timezone,
                                      self.problem, clock)
         self.announcements = Announcements(ctx.devices, ctx.templates, self.table,
-                                           config.mqtt_user_id, self._query, clock)
+                                           config.mqtt_user_id, self._query, clock,
+                                           base=self.base)
         self.reports = Reports(ctx.devices, ctx.schedules, ctx.pairing, self.runner.sent_at,
                                self._replan, clock)
         self.signals = ctx.signal

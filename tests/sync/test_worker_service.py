@@ -1,0 +1,32 @@
+"""The worker runs syncs in the background: MQTT readings are stored while a slow transfer is
+going, a run-now request starts one, and a stop ends it at a checkpoint that resumes."""
+
+from __future__ import annotations
+
+import time
+
+from tests.hub.test_worker import processed, publish_all, publisher, worker_config, worker_thread
+from tests.sync.conftest import local_files, mapped
+
+
+def test_ingest_is_not_blocked_by_a_running_sync(servers, linked, household, remote, proxy):
+    proxy.rate = 1_000_000  # ~13 s for the year of 10 s data
+    linked.sync.request_run()
+    with worker_thread(worker_config(linked.config)) as wctx, publisher(servers) as pub:
+        deadline = time.monotonic() + 30
+        while (linked.sync.progress() or {}).get("state") != "running":
+            assert time.monotonic() < deadline, "no sync started"
+            time.sleep(0.1)
+        for value in (1.0, 2.0, 3.0):
+            sent = time.monotonic()
+            publish_all(pub, [("emon/meter/c", str(value))])
+            while not processed(wctx, 1, "meter", value):
+                assert time.monotonic() - sent < 5, "ingest waited for the sync"
+                time.sleep(0.05)
+        assert (linked.sync.progress() or {}).get("state") == "running"  # still syncing
+        deadline = time.monotonic() + 90
+        while linked.sync.status().get("last_run", {}).get("ok") is not True:
+            assert time.monotonic() < deadline, linked.sync.status()
+            time.sleep(0.2)
+    for name in mapped(linked, remote):
+        assert local_files(linked, remote, name) == remote.files(name)
