@@ -50,9 +50,10 @@ def keyring_certs(cfg: build_config.BuildConfig) -> list[Path]:
     return [keys.ensure_development_keys(key_dir(cfg).path).ca_cert]
 
 
-def counter(cfg: build_config.BuildConfig) -> int:
+def counter(cfg: build_config.BuildConfig, *, fresh: bool = False) -> int:
+    """The build counter: chosen by the keyring step (fresh), read back by the bundle step."""
     stored = cfg.work_dir / COUNTER_FILE
-    if stored.is_file():
+    if stored.is_file() and not fresh:
         return int(stored.read_text())
     configured = cfg["OTA_BUILD_COUNTER"]
     value = int(configured) if configured else versions.default_counter()
@@ -72,7 +73,7 @@ def set_floor(system_conf: Path, floor_version: str) -> None:
 def step_keyring(cfg: build_config.BuildConfig) -> None:
     rootfs = cfg.rootfs
     keys.write_keyring(keyring_certs(cfg), rootfs / "etc/rauc/keyring.pem")
-    build = counter(cfg)
+    build = counter(cfg, fresh=True)
     version = versions.rauc_version(build, cfg["IMG_VERSION"])
     # RAUC's own downgrade check: a bundle below this rootfs's build is refused.
     set_floor(rootfs / "etc/rauc/system.conf", f"{build}.0.0")

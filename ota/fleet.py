@@ -151,7 +151,9 @@ def cmd_assign(args: argparse.Namespace) -> int:
 def fleet_status(server: Goosebit) -> list[dict]:
     rows = []
     for device in server.devices():
-        log = (device.get("last_log") or "").strip().splitlines()
+        # the device list carries no log; each hub's last feedback details are under /log
+        quoted = urllib.parse.quote(device["id"], safe="")
+        log = (server.call("GET", f"/devices/{quoted}/log").get("log") or "").strip().splitlines()
         assigned = device.get("assigned_software") or {}
         rows.append({"hub": device["id"], "version": device.get("sw_version"),
                      "state": STATE_NAMES.get(str(device.get("last_state")),

@@ -1,8 +1,10 @@
 """RAUC pre-install handler: refuse a bundle whose build counter is below the floor.
 
 RAUC runs this (system.conf `[handlers] pre-install`) after it has verified the bundle's
-signature and before it writes a byte, with the signed manifest's version in
-RAUC_MF_VERSION. Floor = max(build counter of the running root filesystem,
+signature and mounted its payload through dm-verity, before it writes a byte. RAUC 1.13
+gives system handlers no RAUC_MF_VERSION (only bundle hooks get it; found in the QEMU
+run), so the version is read from the mounted, verified bundle:
+$RAUC_BUNDLE_MOUNT_POINT/manifest.raucm. Floor = max(build counter of the running root filesystem,
 /etc/cydynni-image-id; the last committed build, /data/ota/floor). RAUC's own
 min-bundle-version check (RAUC >= 1.13) covers the first; this handler also covers the
 second and a `--ignore-version-limit` install. Exit 1 = RAUC aborts the install.
@@ -10,6 +12,7 @@ second and a `--ignore-version-limit` install. Exit 1 = RAUC aborts the install.
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import sys
@@ -56,8 +59,27 @@ def check(bundle_version: str, image_id: Path = IMAGE_ID,
     return None
 
 
+def bundle_version(environ: dict[str, str] | None = None) -> str:
+    """The version of the bundle RAUC is installing ('' if it cannot be found)."""
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get("RAUC_MF_VERSION"):
+        return environ["RAUC_MF_VERSION"]
+    mount = environ.get("RAUC_BUNDLE_MOUNT_POINT")
+    if not mount:
+        return ""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        manifest = Path(mount, "manifest.raucm")
+        if manifest.stat().st_size > 64 * 1024:
+            return ""
+        parser.read_string(manifest.read_text())
+        return parser.get("update", "version", fallback="")
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return ""
+
+
 def main() -> int:
-    reason = check(os.environ.get("RAUC_MF_VERSION", ""))
+    reason = check(bundle_version())
     if reason:
         print(f"cydynni-ota-floor: {reason}", file=sys.stderr)
         return 1

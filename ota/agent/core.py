@@ -409,7 +409,11 @@ class Agent:
     # --- service ---------------------------------------------------------------------
     def run_forever(self) -> None:
         with statefile.exclusive(self.dir / "agent.lock"):
-            self.publish(self.status.get("state", "idle"), installed=self.installed())
+            state = self.status.get("state", "idle")
+            if state == "unconfigured":  # a server is configured now
+                self.status.pop("message", None)
+                state = "idle"
+            self.publish(state, installed=self.installed())
             while True:
                 wait = self.cycle()
                 deadline = time.monotonic() + wait
