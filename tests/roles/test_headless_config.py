@@ -3,6 +3,7 @@ once, the Wi-Fi key removed from the boot file, reruns idempotent."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 from types import ModuleType
@@ -197,3 +198,60 @@ def test_setup_code_is_a_known_key(headless) -> None:
     """Read by cydynni-firstboot-secrets (the code on the box's label), not an unknown key."""
     parsed = headless.parse("setup_code = abcd-efgh-jkmn\n")
     assert parsed.problems == []
+
+
+UPDATE_TOKEN = "Tok3n-for-the-fleet_0123456789ab"
+
+
+def test_update_server_goes_to_the_agent_file_and_the_token_leaves_the_boot_file(
+        headless, root, capsys) -> None:
+    from ota.agent.config import validate
+
+    setup = write_setup(root, "update_server_url = https://fleet.example:8060/\n"
+                              "update_device_id = cydynni-0042\n"
+                              f"update_token = {UPDATE_TOKEN}\n")
+    out = run(headless, root, capsys)
+    assert "update_server_url, update_device_id, update_token" in out
+    agent_file = root / "data/ota/agent.json"
+    assert stat.S_IMODE(agent_file.stat().st_mode) == 0o600
+    agent = json.loads(agent_file.read_text())
+    # exactly what the agent accepts (it validates its file the same way)
+    assert validate(agent) == {"server_url": "https://fleet.example:8060/", "tenant": "DEFAULT",
+                               "controller_id": "cydynni-0042", "token": UPDATE_TOKEN}
+    assert UPDATE_TOKEN not in setup.read_text() and UPDATE_TOKEN not in out
+    assert "update_device_id = cydynni-0042" in setup.read_text()
+
+
+def test_update_server_keeps_the_agents_other_settings(headless, root, capsys) -> None:
+    agent_file = root / "data/ota/agent.json"
+    agent_file.parent.mkdir(parents=True)
+    agent_file.write_text(json.dumps({"server_url": "https://old.example/", "tenant": "T",
+                                      "controller_id": "old", "token": "x",
+                                      "poll_seconds": 60}))
+    write_setup(root, "update_server_url = http://10.0.2.100/\nupdate_allow_http = yes\n"
+                      f"update_device_id = hub-7\nupdate_token = {UPDATE_TOKEN}\n")
+    run(headless, root, capsys)
+    agent = json.loads(agent_file.read_text())
+    assert agent == {"server_url": "http://10.0.2.100/", "tenant": "DEFAULT",
+                     "controller_id": "hub-7", "token": UPDATE_TOKEN, "poll_seconds": 60}
+
+
+@pytest.mark.parametrize(("lines", "why"), [
+    (f"update_server_url = http://fleet.example/\nupdate_device_id = a\n"
+     f"update_token = {UPDATE_TOKEN}\n", "plain http"),
+    ("update_server_url = https://fleet.example/\nupdate_device_id = a\n", "needs"),
+    (f"update_server_url = https://fleet.example/\nupdate_device_id = a b\n"
+     f"update_token = {UPDATE_TOKEN}\n", "update_device_id"),
+    ("update_server_url = https://fleet.example/\nupdate_device_id = a\n"
+     f"update_token = {UPDATE_TOKEN}x\n", "update_token"),
+    ("update_server_url = https://fleet.example/?x=1\nupdate_device_id = a\n"
+     f"update_token = {UPDATE_TOKEN}\n", "update_server_url"),
+    (f"update_device_id = a\nupdate_token = {UPDATE_TOKEN}\n", "without a valid"),
+])
+def test_bad_update_server_settings_are_refused_and_the_token_still_removed(
+        headless, root, capsys, lines, why) -> None:
+    setup = write_setup(root, lines)
+    out = run(headless, root, capsys)
+    assert why in out
+    assert not (root / "data/ota/agent.json").exists()
+    assert UPDATE_TOKEN not in setup.read_text() and UPDATE_TOKEN not in out
