@@ -1,7 +1,11 @@
 """Health check of a trial boot: every listed unit active, the broker and Redis answering on
 their ports, and the hub's /health.json saying 200 with every component ok (MariaDB,
 Redis, the worker and its broker connection). Retried until a deadline: services take a
-while after boot. Returns the reasons it is not healthy (empty list = healthy)."""
+while after boot. Returns the reasons it is not healthy (empty list = healthy).
+
+A unit systemd reports "failed" has been given up on (no Restart=, or its start limit hit):
+it will not come up by itself, so the verdict is given at once instead of at the deadline.
+A unit in a restart loop is "activating" and gets until the deadline."""
 
 from __future__ import annotations
 
@@ -66,12 +70,18 @@ def problems(cfg: AgentConfig) -> list[str]:
             + hub_problems(cfg.hub_health_url))
 
 
+def given_up(found: list[str]) -> bool:
+    return any(problem.endswith(" is failed") for problem in found)
+
+
 def wait_healthy(cfg: AgentConfig, *, sleep: Callable[[float], None] = time.sleep,
-                 interval: float = 5.0) -> list[str]:
-    """Empty list once healthy; the last problems if the deadline passes first."""
+                 interval: float = 5.0,
+                 check: Callable[[AgentConfig], list[str]] = problems) -> list[str]:
+    """Empty list once healthy; the last problems if the deadline passes first or a unit
+    has failed for good."""
     deadline = time.monotonic() + cfg.health_deadline
     while True:
-        found = problems(cfg)
-        if not found or time.monotonic() >= deadline:
+        found = check(cfg)
+        if not found or given_up(found) or time.monotonic() >= deadline:
             return found
         sleep(interval)
