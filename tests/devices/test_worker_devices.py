@@ -52,7 +52,9 @@ def test_a_plug_paired_by_another_household_stays_theirs(servers, hub_config, ad
             wait_until(lambda: ctx.devices.list()[0].base_topic == sim.base,
                        what="the paired device takes the announced topic")
             sim.mqtt.publish(f"{sim.base}/power", "42")
-            wait_until(lambda: ctx.inputs.list(bee.userid), what="B's input")
+            # the input row is created before its first value lands: wait for the value
+            wait_until(lambda: [i["value"] for i in ctx.inputs.list(bee.userid)] == [42.0],
+                       what="B's input with its reading")
             devices = ctx.devices.list()
             assert [(d.user_id, d.base_topic) for d in devices] == [(bee.userid, sim.base)]
             assert [(i["name"], i["value"]) for i in ctx.inputs.list(bee.userid)] == [
