@@ -39,7 +39,7 @@ RESULTS = ("success", "failure", "cancelled")
 MODES = ("forced", "attempt", "skip")
 ACTIONS = ("check_now", "install_now", "cancel")
 _ACTION_ID = re.compile(r"-?[0-9A-Za-z_-]{1,64}")  # as the agent accepts from the server
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class UpdateRequestError(Exception):

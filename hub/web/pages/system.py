@@ -1,5 +1,5 @@
-"""S8 Updates (the update agent's status, hub/update/agent.py), S9 Settings (language, theme, household
-name, tariff, API keys on request, CSV export)."""
+"""S8 Updates (the update agent's status, hub/update/agent.py), S9 Settings (language,
+theme, household name, tariff, API keys on request, CSV export)."""
 
 from __future__ import annotations
 
