@@ -366,10 +366,6 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def _text(value: Any, limit: int = 200) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
-
-
 def _expiry(request: dict[str, Any]) -> int | None:
     t = request.get("last_poll", request.get("time"))
     return int(t) + REQUEST_TTL if isinstance(t, (int, float)) else None
