@@ -295,6 +295,8 @@ class Servers:
         """Hub config overrides that point the app at these servers."""
         return {
             "data_dir": str(data_dir),
+            # the OTA agent's files (none: "updates not set up" until a test writes them)
+            "update_status_file": str(data_dir / "ota" / "status.json"),
             "db_host": "127.0.0.1", "db_port": self.db_port, "db_socket": "",
             "db_user": self.db_user, "db_password": self.db_password, "db_name": db_name,
             "redis_host": "127.0.0.1", "redis_port": self.redis_port, "redis_db": 0,

@@ -104,7 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_retry_max", 21600, "Longest wait between retries after failures."),
     # In-home display
     Setting("update_status_file", "/data/ota/status.json",
-            "Update agent status JSON the Updates page reads; absent = updates not set up."),
+            "The OTA agent's status file (ota/README.md); requests go to request/request.json "
+            "beside it. Absent file = updates not set up."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

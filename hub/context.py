@@ -9,6 +9,7 @@ a process only pays for what it touches. Nothing here imports bottle or paho's c
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 import redis
 
@@ -26,6 +27,7 @@ from hub.feed.store import FeedStore
 from hub.input.store import InputStore
 from hub.names import RedisKeys
 from hub.sync.store import SyncStore
+from hub.update.agent import UpdateAgent
 from hub.user.store import UserStore
 
 
@@ -92,8 +94,12 @@ class HubContext:
     @cached_property
     def display(self) -> DisplayService:
         return DisplayService(self.feeds, self.households, self.signal, self.pairing,
-                              self.devices, self.schedules, self.config.timezone,
-                              self.config.update_status_file)
+                              self.devices, self.schedules, self.config.timezone)
+
+    @cached_property
+    def updates(self) -> UpdateAgent:
+        path = self.config.update_status_file
+        return UpdateAgent(Path(path) if path else None)
 
     @cached_property
     def sync(self) -> SyncStore:

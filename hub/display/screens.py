@@ -11,9 +11,8 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,8 +33,6 @@ SOURCES_TTL_S = 5    # tariff and feed list: a Settings change shows within 5 s 
 PROFILE_TTL_S = 60   # hydro/community/signal values change with the half-hour or a new profile
 HISTORY_S = 3 * 3600
 HISTORY_STEP_S = 60
-UPDATE_STATES = ("idle", "checking", "downloading", "installing", "rebooting", "trial",
-                 "done", "rolled_back", "error")
 
 
 @dataclass(frozen=True)
@@ -95,24 +92,10 @@ class DeviceCard:
     status: str
 
 
-@dataclass(frozen=True)
-class UpdateStatus:
-    set_up: bool
-    installed: str | None = None
-    available: str | None = None
-    state: str = "idle"
-    progress: float | None = None
-    last_result: str | None = None
-    log: str = ""
-    notes_url: str | None = None
-    checked_at: int | None = None
-    errors: list[str] = field(default_factory=list)
-
-
 class DisplayService:
     def __init__(self, feeds: FeedStore, households: HouseholdStore, signal: SignalStore,
                  pairing: Pairing, devices: DeviceStore, schedules: ScheduleStore,
-                 timezone: str, update_status_file: str) -> None:
+                 timezone: str) -> None:
         self.feeds = feeds
         self.households = households
         self.signal = signal
@@ -120,7 +103,6 @@ class DisplayService:
         self.devices = devices
         self.schedules = schedules
         self.tz = ZoneInfo(timezone)
-        self.update_status_file = update_status_file
         self._cache: dict[tuple, tuple[float, Any]] = {}
 
     def _cached(self, key: tuple, ttl: float, make):
@@ -357,37 +339,6 @@ class DisplayService:
                              "values": [None if v != v else v for v in sig.values.tolist()]}
         return result
 
-    def update_status(self) -> UpdateStatus:
-        """The update agent's status file (see hub/display/README.md); absent = not set up."""
-        if not self.update_status_file:
-            return UpdateStatus(False)
-        try:
-            raw = json.loads(Path(self.update_status_file).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return UpdateStatus(False)
-        except (OSError, ValueError) as exc:
-            return UpdateStatus(True, state="error", errors=[f"status unreadable: {exc}"])
-        if not isinstance(raw, dict):
-            return UpdateStatus(True, state="error", errors=["status is not an object"])
-        state = raw.get("state") if raw.get("state") in UPDATE_STATES else "error"
-        progress = raw.get("progress")
-        if not isinstance(progress, (int, float)) or not 0 <= progress <= 100:
-            progress = None
-        return UpdateStatus(True, _text(raw.get("installed")), _text(raw.get("available")),
-                            state, progress, _text(raw.get("last_result")),
-                            _text(raw.get("log"), 20000) or "", _text(raw.get("notes_url")),
-                            raw.get("checked_at") if isinstance(raw.get("checked_at"), int)
-                            else None)
-
-    def request_update(self, action: str) -> None:
-        """Ask the agent to `check` or `install`: a request file next to its status file."""
-        if action not in ("check", "install") or not self.update_status_file:
-            raise ValueError("updates are not set up")
-        target = Path(self.update_status_file).with_name("request.json")
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"action": action, "time": int(time.time())}))
-        tmp.replace(target)
-
 
 def etag(payload: dict[str, Any]) -> str:
     return '"' + hashlib.sha1(json.dumps(payload, sort_keys=True).encode(),
@@ -413,10 +364,6 @@ def _bool(value: Any) -> bool | None:
     if isinstance(value, str) and value.lower() in ("on", "off", "1", "0", "true", "false"):
         return value.lower() in ("on", "1", "true")
     return None
-
-
-def _text(value: Any, limit: int = 200) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
 
 
 def _expiry(request: dict[str, Any]) -> int | None:

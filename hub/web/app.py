@@ -45,7 +45,8 @@ from hub.web.api import (
 log = logging.getLogger(__name__)
 
 # One module per URL area in hub/web/, each exposing register(app).
-CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device", "sync", "pages")
+CONTROLLERS = ("user", "health", "feed", "input", "openapi", "device", "sync", "update",
+               "pages")
 
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),

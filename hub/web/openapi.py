@@ -76,6 +76,25 @@ FEED = _obj(id=_I, userid=_I, name=_S, tag=_S, interval=_I, unit=_S, public=_B, 
 META = _obj(interval=_I, start_time=_I, end_time=_I, npoints=_I)
 HEALTH = _req(_obj(ok=_B, version=_S, components={"type": "object"}), "ok", "components")
 TIMEVALUE = _obj(time={"type": ["integer", "null"]}, value=_N)
+_STR_OR_NULL = {"type": ["string", "null"]}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+UPDATE_STATUS = _req(_obj(
+    state={"enum": ["idle", "downloading", "downloaded", "installing", "rebooting",
+                    "waiting_for_reboot", "trial", "done", "rolled_back", "error",
+                    "unconfigured", "not_set_up", "unknown"]},
+    set_up=_B, can_check=_B, can_install=_B, can_cancel=_B,
+    installed={"type": ["object", "null"], "properties": {
+        "slot": _STR_OR_NULL, "build_counter": _INT_OR_NULL, "version": _STR_OR_NULL}},
+    available={"type": ["object", "null"], "properties": {
+        "version": _S, "action_id": _S, "size": _INT_OR_NULL, "mode": _STR_OR_NULL}},
+    progress={"type": ["object", "null"], "properties": {
+        "bytes": _I, "of": _INT_OR_NULL, "percent": _INT_OR_NULL}},
+    last_result={"type": ["object", "null"], "properties": {
+        "result": {"enum": ["success", "failure", "cancelled"]}, "version": _STR_OR_NULL,
+        "message": _S, "log": {"type": "array", "items": _S}, "at": _STR_OR_NULL}},
+    last_poll=_STR_OR_NULL, server_error=_STR_OR_NULL, updated_at=_STR_OR_NULL,
+    message=_STR_OR_NULL, errors={"type": "array", "items": _S}),
+    "state", "set_up", "installed", "available", "progress", "last_result", "errors")
 ROWS = {"type": "array", "items": {}, "description": "[[time, value|null], ...] "
         "(or [value, ...] with timeformat=notime); ids= gives [{feedid, data}, ...]"}
 
@@ -363,7 +382,30 @@ OPS: tuple[Op, ...] = (
        "get tag `server`.", tag="sync"),
     Op(("/sync/mapping.json",), ("POST",), "admin",
        "Replace the feed mapping (JSON body, or a `mapping` parameter).",
-       (P("mapping", help="JSON list of rules."),), tag="sync"),)
+       (P("mapping", help="JSON list of rules."),), tag="sync"),
+    # -- OTA updates (hub/web/update.py; the agent's file contract is ota/README.md) ----------
+    Op(("/update/status.json",), ("GET",), "read",
+       "The update agent's status, validated: `state` is one of the agent's (idle, "
+       "downloading, downloaded, installing, rebooting, waiting_for_reboot, trial, done, "
+       "rolled_back, error, unconfigured) or not_set_up (no status file) or unknown (the file "
+       "cannot be read; `errors` says why). `installed` {slot, build_counter, version}, "
+       "`available` {version, action_id, size, mode} or null, `progress` {bytes, of, percent} "
+       "while downloading, `last_result` {result, version, message, log (last 10 lines), at}, "
+       "`last_poll`, `server_error`; `can_install` is true when the agent waits for consent "
+       "to reboot into an installed update.", tag="update", result=UPDATE_STATUS),
+    Op(("/update/check.json",), ("POST",), "admin",
+       "Ask the update agent to poll its server now. 409 when updates are not set up.",
+       tag="update"),
+    Op(("/update/install.json",), ("POST",), "admin",
+       "Consent to the available update (the agent reboots into it on trial). Only the update "
+       "the agent reports can be installed, never a chosen version; 409 when none waits for "
+       "consent or `action_id` names another.",
+       (P("action_id", help="The `available.action_id` the caller saw (optional guard)."),),
+       tag="update", result=_req(_obj(success={"const": True}, message=_S, version=_S,
+                                      action_id=_S), "success", "version", "action_id")),
+    Op(("/update/cancel.json",), ("POST",), "admin",
+       "Ask the update agent to stop a running download. 409 when nothing is downloading.",
+       tag="update"),)
 
 _SECURITY = {
     "anonymous": [],
@@ -471,7 +513,7 @@ def document() -> dict:
                 "`{\"success\": false, \"message\": ...}` with an HTTP status."),
         },
         "tags": [{"name": t} for t in ("user", "health", "feed", "input", "device",
-                                        "schedule", "sync")],
+                                        "schedule", "sync", "update")],
         "paths": paths,
         "components": {
             "securitySchemes": {

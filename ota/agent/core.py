@@ -55,7 +55,9 @@ class Agent:
         self.dir = cfg.state_dir
         self.state_path = self.dir / "state.json"
         self.status_path = self.dir / "status.json"
-        self.request_path = self.dir / "request.json"
+        # The hub's request: in a directory of its own the hub user may write (tmpfiles),
+        # never in this one, which holds the token and the state.
+        self.request_path = self.dir / "request" / "request.json"
         self.floor_path = self.dir / "floor"
         self.bundle_path = self.dir / "download" / "update.raucb"
         self.state: dict = statefile.read_json(self.state_path) or {"phase": "idle"}
@@ -96,6 +98,10 @@ class Agent:
         self.bundle_path.unlink(missing_ok=True)
         self.state = {"phase": "idle"}
         statefile.write_json(self.state_path, self.state)
+
+    def request(self) -> dict:
+        """The hub's request (ota/README.md "Control from the hub"), or {}."""
+        return statefile.read_untrusted_json(self.request_path) or {}
 
     def proceeding(self, message: str, progress: tuple[int, int] | None = None) -> None:
         action = self.state["action"]
@@ -315,7 +321,7 @@ class Agent:
 
     def _cancelled(self, action_id: str) -> bool:
         """During a download: has the admin or the server withdrawn the deployment?"""
-        request = statefile.read_json(self.request_path) or {}
+        request = self.request()
         if request.get("action") == "cancel":
             self.request_path.unlink(missing_ok=True)
             return True
@@ -399,7 +405,7 @@ class Agent:
         return self.cfg.poll_seconds
 
     def _consented(self, action_id: str | None) -> bool:
-        request = statefile.read_json(self.request_path) or {}
+        request = self.request()
         if request.get("action") == "install_now" and str(request.get("action_id")) == str(
                 action_id):
             self.request_path.unlink(missing_ok=True)
@@ -418,12 +424,21 @@ class Agent:
                 wait = self.cycle()
                 deadline = time.monotonic() + wait
                 while time.monotonic() < deadline:
-                    request = statefile.read_json(self.request_path) or {}
-                    if request.get("action") in ("check_now", "install_now"):
-                        if request.get("action") == "check_now":
-                            self.request_path.unlink(missing_ok=True)
+                    if self.take_request():
                         break
                     self.sleep(1.0)
+
+    def take_request(self) -> bool:
+        """Between polls: True when the hub's request wants a cycle now. A consent is kept
+        for that cycle only while an installed update waits for it; a stale one, or a cancel
+        with no download running, is dropped (left lying, it would poll the server every
+        second, or stop the next download)."""
+        action = self.request().get("action")
+        if action == "install_now" and self.state.get("phase") == "installed":
+            return True  # _consented() takes it
+        if os.path.lexists(self.request_path):
+            self.request_path.unlink(missing_ok=True)
+        return action == "check_now"
 
 
 def statefile_write_text(path: Path, text: str) -> None:

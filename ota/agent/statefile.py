@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,25 @@ def read_json(path: Path) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def read_untrusted_json(path: Path, limit: int = 4096) -> dict | None:
+    """A small JSON object from a file someone else may write (the hub's request): no
+    symlink is followed, nothing but a regular file is read (a FIFO would block the agent)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = json.loads(os.read(fd, limit + 1)[:limit])
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
     return data if isinstance(data, dict) else None
 
 

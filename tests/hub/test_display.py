@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.display import goodtime, periods
-from hub.display.screens import UPDATE_STATES
 from hub.display.tariff import InvalidTariff, cost, parse
+from hub.update import agent as update_agent
 from hub.web.pages import fmt
 from hub.web.pages.i18n import catalogue, parse_po
 
@@ -124,7 +124,9 @@ DYNAMIC = {"card.": ["green", "amber", "red", "unknown"],
            "devices.mode_": ["on", "off", "smart"],
            "devices.sync_": ["saved", "pending", "unresponsive"],
            "schedule.done_": ["off", "smart", "on"], "day.": [str(d) for d in range(7)],
-           "updates.state_": list(UPDATE_STATES), "updates.requested_": ["check", "install"],
+           "updates.state_": list(update_agent.STATES),
+           "updates.requested_": list(update_agent.ACTIONS),
+           "updates.result_": list(update_agent.RESULTS),
            "settings.theme_": ["auto", "light", "dark"],
            "settings.saved_": ["display", "tariff", "welcome"],
            "best.source_": ["profile", "tariff"]}

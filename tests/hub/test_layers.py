@@ -31,7 +31,7 @@ LAYERS: dict[str, str] = {
     # store: MariaDB/Redis/broker-backed models; hub.context wires them
     "hub.errors": "store", "hub.db": "store", "hub.feed": "store", "hub.input": "store",
     "hub.user": "store", "hub.device": "store", "hub.sync": "store", "hub.context": "store",
-    "hub.display": "store",
+    "hub.display": "store", "hub.update": "store",
     # the two sides
     "hub.web": "web", "hub.worker": "worker",
     # entry points

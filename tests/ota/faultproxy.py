@@ -9,7 +9,9 @@ Modes act on the artifact download (GET .../download) unless named otherwise:
   error_every_other  every other request of any kind gets a 500
   swap            serve `swap_file` instead of the artifact (same Content-Length rules)
 and, independent of the mode, `window_closed` rewrites deploymentBase answers to say
-maintenanceWindow unavailable (the agent then downloads but does not install).
+maintenanceWindow unavailable (the agent then downloads but does not install), and
+`update_mode` (e.g. "attempt": a soft update that waits for the household's consent)
+rewrites the deployment's update mode (goosebit itself always says "forced").
 Counters: requests (all), downloads, range_requests (downloads with a Range header).
 """
 
@@ -34,6 +36,7 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"
 class Faults:
     mode: str = "pass"
     window_closed: bool = True
+    update_mode: str | None = None
     truncate_at: int = 0
     drip_interval: float = 1.0
     swap_file: Path | None = None
@@ -100,9 +103,13 @@ class Handler(BaseHTTPRequestHandler):
         data = resp.read()
         conn.close()
         out_headers = {k: v for k, v in resp.getheaders() if k.lower() not in HOP}
-        if faults.window_closed and "/deploymentBase/" in self.path and self.command == "GET":
+        if ((faults.window_closed or faults.update_mode) and "/deploymentBase/" in self.path
+                and self.command == "GET"):
             answer = json.loads(data)
-            answer["deployment"]["maintenanceWindow"] = "unavailable"
+            if faults.window_closed:
+                answer["deployment"]["maintenanceWindow"] = "unavailable"
+            if faults.update_mode:
+                answer["deployment"]["update"] = faults.update_mode
             data = json.dumps(answer).encode()
         if is_download and resp.status in (200, 206):
             self.download(resp.status, out_headers, data)

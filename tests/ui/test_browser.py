@@ -317,3 +317,47 @@ def test_other_user_cannot_see_admin_pages(browser, web, household, new_client):
         assert response.status == 403
     finally:
         tab.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_updates_page_shows_the_agents_status_and_the_admin_consents(browser, web, ctx, admin,
+                                                                     new_client, lang):
+    """S8 with a status as the agent writes it (ota/README.md): translated, no sideways
+    scroll on a phone; the household sees it without buttons; the admin's "Update now" leaves
+    the agent its install_now request for the update it reported."""
+    ota = Path(ctx.config.update_status_file).parent
+    (ota / "request").mkdir(parents=True)
+    (ota / "status.json").write_text(json.dumps({
+        "state": "waiting_for_reboot", "progress": None,
+        "installed": {"slot": "A", "build_counter": 202612021400,
+                      "version": "202612021400.0.0+20261202-g1a2b3c4"},
+        "available": {"version": "202612031200.0.0+20261203-gabcdef0", "action_id": "7",
+                      "size": 262144000, "mode": "attempt"},
+        "last_result": {"result": "failure", "version": "202612011000.0.0+x",
+                        "message": "download failed: too slow", "log": ["attempt 1", "x"],
+                        "at": "2026-12-01T10:00:00Z"},
+        "last_poll": "2026-12-02T14:00:00Z", "server_error": "server answered 503",
+        "updated_at": "2026-12-02T14:00:00Z"}))
+    household = make_account(new_client, "household", by=admin.client)
+    for account, admin_buttons in ((household, False), (admin, True)):
+        tab = Tab(browser, web, account, SIZES["phone"])
+        try:
+            page = tab.goto(f"/system/update?lang={lang}")
+            text = page.inner_text("body")
+            assert not untranslated(text, lang), untranslated(text, lang)
+            assert "202612031200.0.0+20261203-gabcdef0" in text and "server answered 503" in text
+            assert page.evaluate("document.documentElement.scrollWidth") <= SIZES["phone"][0]
+            install = page.locator("button[value=install_now]")
+            assert install.count() == (1 if admin_buttons else 0)
+            if admin_buttons:
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / f"s8-updates-waiting-{lang}-360x640.png"),
+                                full_page=True)
+                install.click()
+                page.wait_for_load_state("load")
+                assert page.locator("p.ok[role=status]").count() == 1
+            assert tab.errors == [] and tab.blocked == []
+        finally:
+            tab.close()
+    assert json.loads((ota / "request" / "request.json").read_text()) == {
+        "action": "install_now", "action_id": "7"}

@@ -4,6 +4,7 @@ ETag, first run, tariff and schedule forms."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -223,15 +224,40 @@ def test_updates_not_set_up_then_agent_status(household, ctx, tmp_path):
     html = admin.client.get("/system/update?lang=en").text
     assert 'data-state="not_set_up"' in html
     status = tmp_path / "status.json"
-    ctx.display.update_status_file = str(status)
-    status.write_text('{"installed": "1.0.0", "available": "1.1.0", "state": "downloading",'
-                      ' "progress": 40, "log": "<b>x</b>"}')
+    (tmp_path / "request").mkdir()
+    ctx.updates.status_file = status
+    status.write_text(json.dumps({
+        "state": "downloading", "installed": {"slot": "A", "build_counter": 1000,
+                                              "version": "1000.0.0+old"},
+        "available": {"version": "1001.0.0+new", "action_id": "7", "size": 100,
+                      "mode": "attempt"},
+        "progress": {"bytes": 40, "of": 100, "percent": 40},
+        "last_result": {"result": "failure", "version": "999.0.0", "message": "<b>x</b>",
+                        "log": ["line <i>1</i>"], "at": "2026-12-01T10:00:00Z"},
+        "last_poll": "2026-12-02T10:00:00Z", "server_error": None}))
     html = admin.client.get("/system/update?lang=en").text
     assert 'data-state="downloading"' in html and 'value="40"' in html
-    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "1000.0.0+old" in html and "slot A" in html and "1001.0.0+new" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "line &lt;i&gt;1&lt;/i&gt;" in html
+    assert 'value="install_now"' not in html  # nothing installed yet: no consent to give
     token = csrf_of(html)
-    admin.client.post("/system/update", {"csrf": token, "action": "check"})
-    assert '"check"' in (tmp_path / "request.json").read_text()
+    admin.client.post("/system/update", {"csrf": token, "action": "check_now"})
+    assert json.loads((tmp_path / "request" / "request.json").read_text()) == {
+        "action": "check_now"}
+    refused = admin.client.post("/system/update", {"csrf": token, "action": "install_now",
+                                                   "action_id": "7"})
+    assert refused.status == 409 and "no update is waiting" in refused.text
+    status.write_text(json.dumps({"state": "waiting_for_reboot", "available": {
+        "version": "1001.0.0+new", "action_id": "7", "size": 100, "mode": "attempt"}}))
+    html = admin.client.get("/system/update?lang=en").text
+    assert 'value="install_now"' in html
+    admin.client.post("/system/update", {"csrf": token, "action": "install_now",
+                                         "action_id": "7"})
+    assert json.loads((tmp_path / "request" / "request.json").read_text()) == {
+        "action": "install_now", "action_id": "7"}
+    status.write_text('{"state": "downl')  # torn or hostile: shown, not a 500
+    html = admin.client.get("/system/update?lang=en").text
+    assert 'data-state="unknown"' in html and "not valid JSON" in html
 
 
 def test_static_assets_served_with_headers(client):

@@ -1,5 +1,5 @@
-"""S8 Updates (the update agent's status file), S9 Settings (language, theme, household
-name, tariff, API keys on request, CSV export)."""
+"""S8 Updates (the update agent's status, hub/update/agent.py), S9 Settings (language,
+theme, household name, tariff, API keys on request, CSV export)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import bottle
 from bottle import request, response
 
 from hub.display.household import InvalidHousehold
+from hub.update.agent import UpdateRequestError
 from hub.web.api import ApiError, auth, ctx
 from hub.web.pages.i18n import LANGUAGES
 from hub.web.pages.shell import (
@@ -24,22 +25,34 @@ from hub.web.pages.shell import (
 EMPTY_BANDS = 4  # blank band rows offered in the tariff form
 
 
-def updates_page(requested: str | None = None):
+def updates_page(requested: str | None = None, error: str | None = None, status: int = 200):
     need_login()
-    return render("updates", "updates.title", status_=ctx().display.update_status(),
-                  requested=requested)
+    return render("updates", "updates.title", status, status_=ctx().updates.status(),
+                  requested=requested, error=error)
 
 
 def updates_request():
+    """The page's buttons: the same requests and checks as POST /update/*.json."""
     need_login()
     require_csrf()
     if not auth().is_admin:
         raise ApiError(403, "only the hub administrator can start updates")
     action = request.forms.getunicode("action", "")
+    updates = ctx().updates
     try:
-        ctx().display.request_update(action)
-    except (ValueError, OSError) as exc:
-        raise ApiError(409, str(exc)) from None
+        if action == "check_now":
+            updates.check_now()
+        elif action == "install_now":
+            updates.install_now(request.forms.getunicode("action_id") or None)
+        elif action == "cancel":
+            updates.cancel()
+        else:
+            raise ApiError(400, "unknown update action")
+    except UpdateRequestError as exc:
+        return updates_page(error=str(exc), status=409)
+    except OSError as exc:
+        return updates_page(error=f"cannot leave the update agent a request: "
+                                  f"{exc.strerror or exc}", status=503)
     return updates_page(requested=action)
 
 
