@@ -93,17 +93,32 @@ cmd_test() {
   "${VENV}/bin/python" -m tests.ota.goosebit ensure-venv >/dev/null
   info "ruff"
   "${VENV}/bin/ruff" check .
+  build_pid="" build_out="deploy/build-for-test.out"  # global: the EXIT trap reads it
+  if [ "${SKIP_IMAGE:-0}" != 1 ]; then
+    [ "$(id -u)" -eq 0 ] || die "the image build and boot test need root (or set SKIP_IMAGE=1)"
+    # The unit tests mostly wait on their servers: the build uses the idle CPU meanwhile.
+    info "building the SD image (./build.sh) in the background: ${build_out}"
+    mkdir -p deploy
+    setsid python3 -m image build >"${build_out}" 2>&1 &
+    build_pid=$!
+    trap '[ -z "${build_pid:-}" ] || kill -TERM -- "-${build_pid}" 2>/dev/null || kill -TERM "${build_pid}" 2>/dev/null || true' EXIT
+  fi
   info "unit and integration tests (real Mosquitto, Redis, MariaDB, RAUC, goosebit)"
   "${VENV}/bin/python" -m pytest -q --ignore=tests/image -m "not qemu" "$@"
-  if [ "${SKIP_IMAGE:-0}" = 1 ]; then
+  if [ -z "${build_pid}" ]; then
     info "SKIP_IMAGE=1: not building or boot-testing the SD image"
     return 0
   fi
-  [ "$(id -u)" -eq 0 ] || die "the image build and boot test need root (or set SKIP_IMAGE=1)"
-  info "building the SD image (./build.sh)"
-  python3 -m image build
-  info "image tests: static checks and QEMU boot (tests/image)"
-  "${VENV}/bin/python" -m pytest -q tests/image
+  info "waiting for the image build"
+  if ! wait "${build_pid}"; then
+    build_pid=""
+    tail -n 40 "${build_out}" >&2
+    die "the image build failed (${build_out}, deploy/build.log)"
+  fi
+  build_pid=""
+  tail -n 12 "${build_out}"
+  info "image tests: static checks, QEMU boots, the OTA journey (tests/image, tests/ota/test_ota_qemu.py)"
+  "${VENV}/bin/python" -m pytest -q tests/image tests/ota/test_ota_qemu.py
 }
 
 cmd_dev() {

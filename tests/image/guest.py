@@ -27,7 +27,8 @@ class GuestError(AssertionError):
 
 
 class Guest:
-    def __init__(self, built: Built, workdir: Path, grow_bytes: int = 2 << 30) -> None:
+    def __init__(self, built: Built, workdir: Path, grow_bytes: int = 2 << 30,
+                 setup_extra: str = "") -> None:
         self.workdir = workdir
         self.disk = workdir / "disk.img"
         self.console = workdir / "console.log"
@@ -45,7 +46,8 @@ class Guest:
         setup = workdir / "cydynni.txt"
         setup.write_text(f"hostname=cydynni-test\nssh_authorized_key="
                          f"{(workdir / 'id_ed25519.pub').read_text().strip()}\n"
-                         f"server_url={SERVER_URL}\nserver_apikey={SERVER_APIKEY}\n")
+                         f"server_url={SERVER_URL}\nserver_apikey={SERVER_APIKEY}\n"
+                         f"{setup_extra}")
         subprocess.run(["mcopy", "-o", "-i", f"{self.disk}@@{BOOT_FAT_OFFSET}", str(setup),
                         "::/cydynni.txt"], check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
 
