@@ -10,6 +10,7 @@ Input (one object; unknown keys are refused):
   compare_ds     also run the Demand Shaper's rule (port)        default false
 Output: {status, periods[{start, end, seconds, start_local, end_local}], ready_by,
 requested_s, scheduled_s, shortfall_s, explanation{...}[, demand_shaper{...}]}.
+A run starts at the earliest on now rounded up to the minute, as the hub's own planning does.
 Exit 0 on success, 2 with "error: <what to fix>" on stderr for bad input.
 """
 
@@ -24,7 +25,7 @@ from . import reference_ds
 from .errors import InvalidRequest, SchedulerError
 from .localtime import iso_local, zone
 from .optimise import Window, total_signal
-from .plan import ScheduleDefinition, explain, next_ready_by, plan_run
+from .plan import ScheduleDefinition, earliest_start, explain, next_ready_by, plan_run
 from .signal import MAX_START, MIN_START, Signal
 
 KEYS = {"profile", "period", "ready_by", "interruptible", "now", "timezone", "compare_ds"}
@@ -78,7 +79,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(f"ready_by {ready_by} is not after now {now}")
     if period <= 0:
         raise InvalidRequest(f"period must be positive, got {period}")
-    result = plan_run(signal, period, now, ready_by, interruptible=interruptible)
+    # the same start rule as the hub's own planning (plan.plan), so both give one answer
+    result = plan_run(signal, period, earliest_start(now), ready_by, interruptible=interruptible)
     explanation = explain(result, signal, now, tz)
     out = {
         "status": result.status,

@@ -184,12 +184,17 @@ def roll_over(
     return mode, (new_occurrence(defn, now, tz) if mode == "smart" else None)
 
 
+def earliest_start(now: int) -> int:
+    """Where planning a run that is not running starts: now rounded up to the minute."""
+    return -(-now // 60) * 60
+
+
 def plan(defn: ScheduleDefinition, occ: Occurrence, signal: Signal, now: int) -> Plan:
     """Plan (or re-plan) an occurrence of `defn` against `signal` at time `now`."""
     if defn.mode != "smart":
         return Plan(defn.mode)
     running = any(w.start <= now < w.end for w in occ.windows)
-    earliest = now if running else -(-now // 60) * 60
+    earliest = now if running else earliest_start(now)
     frozen = occ.windows[0] if occ.started and not defn.interruptible and occ.windows else None
     return plan_run(signal, occ.remaining_s, earliest, occ.ready_by,
                     interruptible=defn.interruptible, frozen=frozen)

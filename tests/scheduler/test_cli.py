@@ -99,3 +99,20 @@ def test_deep_json_from_the_command_exits_2_with_a_message():
                           capture_output=True, text=True, cwd=root, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_command_and_hub_start_a_run_due_now_on_the_same_minute():
+    """The schedule editor shows the hub's plan; the command must give the same windows, also
+    when the best window is "now" and now is mid-minute (both round up to the minute)."""
+    from hub.scheduler.plan import ScheduleDefinition, new_occurrence, plan
+    from hub.scheduler.signal import Signal
+
+    now = T0 + 11  # mid-minute, in the cheapest half-hour
+    profile = {"start": T0, "interval": 1800, "values": [1, 9, 9, 9, 9, 9, 9, 9]}
+    code, out, _ = run({"profile": profile, "period": 600, "ready_by": T0 + 14400, "now": now})
+    assert code == 0
+    defn = ScheduleDefinition.from_json({"ready_by": "04:00", "period": 600, "mode": "smart",
+                                         "interruptible": False, "days": [True] * 7})
+    hub_plan = plan(defn, new_occurrence(defn, now, "UTC"), Signal.from_json(profile), now)
+    assert [(p["start"], p["end"]) for p in out["periods"]] == [
+        (w.start, w.end) for w in hub_plan.windows] == [(T0 + 60, T0 + 660)]
