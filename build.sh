@@ -118,7 +118,8 @@ cmd_test() {
   build_pid=""
   tail -n 12 "${build_out}"
   info "image tests: static checks, QEMU boots, the OTA journey (tests/image, tests/ota/test_ota_qemu.py)"
-  "${VENV}/bin/python" -m pytest -q tests/image tests/ota/test_ota_qemu.py
+  # -s: the boot and OTA steps print their timings
+  "${VENV}/bin/python" -m pytest -q -s tests/image tests/ota/test_ota_qemu.py
 }
 
 cmd_dev() {

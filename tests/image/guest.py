@@ -108,6 +108,18 @@ class Guest:
             time.sleep(5)
         raise self.error(f"no SSH login within {timeout:.0f} s (headless key not applied?)")
 
+    def boot_analysis(self, out: Path, title: str) -> str:
+        """Where this boot spent its time (systemd-analyze), kept as an artifact; returns the
+        one-line summary."""
+        summary = self.ssh("systemd-analyze time", check=False).stdout.strip()
+        chain = self.ssh("systemd-analyze critical-chain --no-pager cydynni-hub-web.service "
+                         "multi-user.target", check=False).stdout
+        blame = self.ssh("systemd-analyze blame --no-pager | head -n 25", check=False).stdout
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"# {title}\n\n{summary}\n\n## critical chain\n{chain}\n"
+                       f"## blame (top 25)\n{blame}")
+        return summary.splitlines()[0] if summary else "(systemd-analyze gave nothing)"
+
     # -- HTTP ------------------------------------------------------------------------------
     def url(self, path: str, **params: object) -> str:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""

@@ -61,6 +61,9 @@ def guest(built: Built, tmp_path_factory) -> Iterator[Guest]:
         vm.wait_ssh(timeout=120)
         report = built.deploy / "boot-test.json"
         report.write_text(json.dumps({"boot_to_hub_ready_s": round(vm.hub_ready_seconds, 1)}))
+        summary = vm.boot_analysis(built.deploy / "boot-analyze-first.txt", "first boot")
+        print(f"\n[boot] first boot: hub ready {vm.hub_ready_seconds:.1f} s after QEMU started; "
+              f"{summary} (deploy/boot-analyze-first.txt)")
         yield vm
     finally:
         vm.kill()
@@ -202,14 +205,16 @@ def test_server_entry_applied_and_its_key_removed(guest: Guest, state: dict) -> 
     assert request == ["600", "cydynni"]  # kept for the next try, private to the hub
 
 
-def test_data_survives_reboot(guest: Guest, state: dict) -> None:
+def test_data_survives_reboot(guest: Guest, state: dict, built: Built) -> None:
     if "feed_id" not in state:
         pytest.fail("no reading was stored by the previous test")
-    guest.ssh("systemctl reboot", check=False, timeout=30)
-    time.sleep(15)
     guest.started = time.monotonic()
-    guest.wait_hub()
+    guest.ssh("systemctl reboot", check=False, timeout=30)
+    time.sleep(15)  # past the old hub's last answer
+    ready = guest.wait_hub()
     guest.wait_ssh(timeout=120)
+    summary = guest.boot_analysis(built.deploy / "boot-analyze-later.txt", "later boot")
+    print(f"\n[boot] later boot: hub ready {ready:.1f} s after the reboot was asked; {summary}")
     assert guest.ssh("cat /proc/cmdline").stdout.count("rauc.slot=A") == 1
     status, keys = guest.http("user/auth.json", data=USER)
     assert status == 200 and keys["apikey_write"] == state["apikey"]
