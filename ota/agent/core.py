@@ -193,6 +193,8 @@ class Agent:
             return self.cfg.min_poll_seconds
         if phase == "installing":
             self._recover_install()
+            if self.state.get("phase") == "installing":
+                return self.cfg.min_poll_seconds  # RAUC is still busy with it
         if self.state.get("phase") in ("installed", "trial"):
             return self._pending_reboot()
         try:
@@ -258,9 +260,6 @@ class Agent:
             self.save(action={"id": dep.action_id, "feedback_url": dep.feedback_url,
                               "version": dep.version, "update": dep.update,
                               "size": dep.artifact.size})
-        if not self.bump():
-            self.finish("failure", "gave up: too many attempts at this deployment")
-            return
         try:
             hinted = versions.counter_of(dep.version)
         except versions.VersionError:
@@ -281,7 +280,17 @@ class Agent:
             return
         self._install(dep)
 
+    def _gave_up(self) -> bool:
+        """Count a download or install attempt (not a poll that only waits, e.g. for the
+        maintenance window); True once the loop guard trips."""
+        if self.bump():
+            return False
+        self.finish("failure", "gave up: too many attempts at this deployment")
+        return True
+
     def _download(self, dep: ddi.Deployment, available: dict) -> bool:
+        if self._gave_up():
+            return False
         self.save(phase="downloading")
         self.publish("downloading", available=available,
                      progress={"bytes": 0, "of": dep.artifact.size, "percent": 0})
@@ -358,6 +367,8 @@ class Agent:
         if not status.boot_good.get(status.booted, False):
             self.publish("downloaded", message="waiting: the running slot is not committed yet")
             return
+        if self._gave_up():
+            return
         self.save(phase="installing", from_slot=status.booted)
         self.publish("installing", progress=None)
         self.proceeding("installing")
@@ -365,6 +376,10 @@ class Agent:
         try:
             self.rauc.install(self.bundle_path)
         except RaucError as exc:
+            if exc.busy:  # an install from before a restart of the agent is still running
+                self.publish("installing", progress=None,
+                             message="waiting for RAUC to finish the running install")
+                return
             self.finish("failure", f"install failed: {exc}")
             return
         fault_point("installed")
@@ -381,8 +396,16 @@ class Agent:
         self._pending_reboot()
 
     def _recover_install(self) -> None:
-        """The agent died during `rauc install`: did RAUC finish it?"""
-        status = self.rauc.status()
+        """The agent died during `rauc install`: did RAUC finish it? (RAUC's service goes on
+        installing without the agent; while it does, the phase stays "installing".)"""
+        try:
+            status = self.rauc.status()
+        except RaucError as exc:
+            if not exc.busy:
+                raise
+            self.publish("installing", progress=None,
+                         message="waiting for RAUC to finish the running install")
+            return
         expected = self.state.get("bundle_version")
         done = [s for s, v in status.bundle_versions.items()
                 if v == expected and s != status.booted and s == status.primary]

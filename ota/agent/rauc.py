@@ -14,6 +14,12 @@ from ota.errors import OtaError
 class RaucError(OtaError):
     """RAUC refused or failed; the message carries RAUC's own last lines."""
 
+    @property
+    def busy(self) -> bool:
+        """RAUC's service is still working on another call (an install the agent started
+        before it was killed goes on in the service)."""
+        return "already processing a different method" in str(self).lower()
+
 
 @dataclass(frozen=True)
 class SlotStatus:

@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from ota import bundle, keys
-from ota.agent import statefile
+from ota.agent import core, statefile
 from ota.agent.config import AgentConfig, ConfigError, Limits, validate
 from ota.agent.core import Agent
+from ota.agent.rauc import Rauc, RaucError
 from ota.fleet import Goosebit as Fleet
 from tests.ota.conftest import COMPATIBLE
 from tests.ota.faultproxy import Faults, running
@@ -105,6 +106,32 @@ def test_downloads_checks_and_waits_for_the_maintenance_window(hub: Hub, publish
     assert hub.agent.bundle_path.read_bytes() == path.read_bytes()
     assert hub.agent.state["bundle_counter"] == 1000
     assert str(hub.server_view()["last_state"]).lower() in ("2", "running")  # proceeding
+
+
+def test_waiting_for_the_maintenance_window_is_not_an_attempt(hub: Hub, publish,
+                                                              make_bundle) -> None:
+    """The loop guard counts downloads and installs, not polls: a hub whose window stays
+    closed for longer than the guard's count keeps its download and reports no failure."""
+    deploy(hub, publish, make_bundle(counter=1000, display="ok"))
+    hub.cycles(core.MAX_TRANSITIONS + 5)
+    assert hub.phase == "downloaded", hub.agent.state
+    assert hub.agent.state["transitions"] == 1  # the one download
+    assert hub.status["state"] == "downloaded" and hub.status.get("last_result") is None
+
+
+def test_a_busy_rauc_is_recognised_by_its_own_words() -> None:
+    """`rauc install` while RAUC's service still runs an install from before an agent
+    restart answers this (RAUC's service.c); the agent then waits instead of failing."""
+    busy = Rauc(command=("sh", "-c", "echo 'rauc-Message: Already processing a different "
+                                     "method' >&2; exit 1", "rauc"))
+    with pytest.raises(RaucError) as caught:
+        busy.install(Path("/nonexistent.raucb"))
+    assert caught.value.busy
+    other = Rauc(command=("sh", "-c", "echo 'signature verification failed' >&2; exit 1",
+                          "rauc"))
+    with pytest.raises(RaucError) as caught:
+        other.install(Path("/nonexistent.raucb"))
+    assert not caught.value.busy
 
 
 def expect_refused(hub: Hub, reason: str) -> None:
