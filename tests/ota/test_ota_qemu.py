@@ -4,7 +4,8 @@ The guest reaches goosebit only through an explicit guestfwd (10.0.2.100:80 → 
 process per connection → goosebit on 127.0.0.1); user networking stays restrict=on. The journey:
 
   v1 (the built image) boots, registers → `ota publish` + `ota assign` v2 → the agent
-  downloads, installs into slot B, reboots, passes the trial health check, reports success
+  downloads, installs into slot B (SIGKILLed while RAUC installs, restarted by systemd, it
+  picks the install up: T10), reboots, passes the trial health check, reports success
   → goosebit shows v2 → v3 (hub web cannot start) is assigned → installed into slot A,
   fails the health check, marked bad, back to slot B by itself → goosebit shows the
   failure → readings stored before, between and after are all there → a damaged rauc.env
@@ -112,6 +113,14 @@ def wait_for(what: str, predicate, timeout: float, guest: Guest | None = None,
     raise guest.error(message) if guest else AssertionError(message)
 
 
+def agent_state(guest: Guest) -> str:
+    status = guest.ssh("cat /data/ota/status.json", check=False).stdout
+    try:
+        return str(json.loads(status).get("state"))
+    except ValueError:
+        return ""
+
+
 def hub_server_view(fleet: Fleet) -> dict:
     return next((d for d in fleet.devices() if d["id"] == DEVICE), {})
 
@@ -197,17 +206,25 @@ def test_ota_round_trip_and_rollback(journey: dict) -> None:
              900, guest)
     timer.step("agent configured and registered", started)
 
-    # v2: published, assigned, installed into B, trial boot healthy, success reported
+    # v2: published, assigned, installed into B (the agent SIGKILLed while RAUC installs:
+    # T10), trial boot healthy, success reported
     started = time.monotonic()
     v2_id = fleet.upload(journey["v2"])
     fleet.assign([DEVICE], str(v2_id))
+    guest.check_now()
+    wait_for("the agent installing v2", lambda: agent_state(guest) == "installing", 900,
+             guest, interval=2)
+    guest.ssh("systemctl kill --signal=KILL cydynni-ota-agent")
+    timer.step("v2 downloaded, agent SIGKILLed during the install", started)
+    started = time.monotonic()
+    time.sleep(35)  # systemd restarts the agent after RestartSec=30
     guest.check_now()
     v2_version = versions.rauc_version(journey["v1_counter"] + 1, "e2e-v2")
     view = wait_for("v2 success in goosebit",
                     lambda: (lambda v: v if state_of(v) in ("4", "finished") else None)(
                         hub_server_view(fleet)), 1500, guest, interval=10)
     assert view["sw_version"] == v2_version, view
-    timer.step("v2: download, install, reboot, trial, success reported", started)
+    timer.step("v2: agent restarted, install finished, reboot, trial, success reported", started)
     guest.wait_hub()
     guest.wait_ssh(timeout=180)
     assert "rauc.slot=B" in guest.ssh("cat /proc/cmdline").stdout
