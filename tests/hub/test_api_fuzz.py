@@ -17,7 +17,8 @@ links would do, so the fuzzer gets past the 404s. The run's rule:
 
 Bounded by time: a first round of 2 requests per operation and caller always runs in full
 (about 1,000 requests, ~40 s), then rounds of 8 until HUB_FUZZ_SECONDS have passed (default
-90; say 1800 for a long local run; HUB_FUZZ_SEED repeats a run). The figures
+90; say 1800 for a long local run; the seed is fixed unless HUB_FUZZ_SEED says otherwise,
+0 = random). The figures
 (requests, operations, callers, failures, RSS) are printed, with one JSON line.
 """
 
@@ -234,7 +235,8 @@ def test_api_fuzz(hub_web, ctx, capsys):
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     world = _world(base, ctx)
-    rng = random.Random(int(os.environ.get("HUB_FUZZ_SEED", "0")) or None)
+    # Derandomized like the Hypothesis tests (runs repeat); HUB_FUZZ_SEED=0 for a random run.
+    rng = random.Random(int(os.environ.get("HUB_FUZZ_SEED", "1")) or None)
     run = Run()
     # Warm up every route once, then take the baseline: imports and caches are not growth.
     for operation in operations:
