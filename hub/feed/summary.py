@@ -86,6 +86,7 @@ import logging
 import mmap
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -310,12 +311,86 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
         return acc, np.zeros(n, dtype=np.int64)
     levels = int((b - a).max()).bit_length()
     block_a, block_b = a >> LEVEL0, b >> LEVEL0
-    keys = np.concatenate([block_a, block_b])
-    blocks = np.sort(keys)
-    blocks = blocks[np.concatenate([[True], blocks[1:] != blocks[:-1]])]
-    row = np.searchsorted(blocks, keys)
-    row_a, row_b = row[:n], row[n:]
-    leaves, inner, gaps = _edge_trees(_block_rows(view, blocks))
+    keys = np.empty(2 * n, dtype=np.int64)
+    keys[0::2], keys[1::2] = block_a, block_b  # sorted already when the buckets are
+    new = keys[1:] != keys[:-1]
+    if (keys[1:] >= keys[:-1]).all():
+        blocks = keys[np.concatenate([[True], new])]
+        row = np.concatenate([[0], np.cumsum(new)])
+    else:
+        blocks, row = np.unique(keys, return_inverse=True)
+    row_a, row_b = row[0::2], row[1::2]
+    scratch = _SCRATCH if len(blocks) <= SCRATCH_BLOCKS and _SCRATCH.lock.acquire(
+        blocking=False) else None
+    try:
+        left, right, gaps = _low_nodes(view, a, b, levels, blocks, row_a, row_b, scratch)
+    finally:
+        if scratch is not None:
+            scratch.lock.release()
+    low = len(left)
+    # Slots below LEVEL0: [a, min(b, A)) in a's block and [max(B, A), b) in b's block, with
+    # A, B the first and last block boundaries in [a, b); their count minus their NaNs.
+    first_a, first_b = block_a << LEVEL0, block_b << LEVEL0
+    whole_a = -((-a) >> LEVEL0) << LEVEL0
+    edges = np.stack([row_a * BLOCK + (a - first_a),
+                      row_a * BLOCK + (np.minimum(b, whole_a) - first_a),
+                      row_b * BLOCK + (np.minimum(np.maximum(first_b, whole_a), b) - first_b),
+                      row_b * BLOCK + (b - first_b)], axis=1)  # (n, 4): mostly sorted
+    if len(gaps):
+        edges -= np.searchsorted(gaps, edges.ravel()).reshape(n, 4)  # minus NaNs before
+    counts = edges[:, 1] - edges[:, 0] + edges[:, 3] - edges[:, 2]
+    for r in range(low):
+        acc += left[r]
+    if levels > LEVEL0:
+        hks = np.arange(LEVEL0, levels, dtype=np.int64)[:, None]
+        hlo = -((-a) >> hks)
+        hhi = b >> hks
+        hinside = hlo < hhi
+        take = np.concatenate([((hlo & 1) == 1) & hinside, (((hhi & 1) == 1) & hinside)[::-1]])
+        node_j = np.concatenate([hlo, (hhi - 1)[::-1]])
+        level_of_row = np.concatenate([hks[:, 0], hks[::-1, 0]])
+        k = level_of_row[:, None]
+        terms = np.zeros(take.shape)
+        high_counts = np.zeros(take.shape, dtype=np.int64)
+        todo = take
+        if (summary is not None and summary.start_time == view.meta.start_time
+                and summary.interval == view.meta.interval):
+            # Gather every node the summary may answer for (see _stored_index) at once.
+            stored = take & (((node_j + 1) << k) <= view.base_npoints)
+            index = node_index(k, node_j)  # meaningless where not taken: clipped, masked
+            if len(summary.nodes) < node_total(view.base_npoints):
+                stored &= index < len(summary.nodes)
+            if len(view.overwrite_pos):
+                stored &= ~_touches(view.overwrite_pos, node_j << k, (node_j + 1) << k)
+            records = summary.nodes.take(index, mode="clip")  # one pass over the map
+            fetched = np.where(stored, records["count"], 0)
+            if (fetched > (1 << k)).any():
+                raise CorruptSummary(summary.path, "a node counts more values than it has "
+                                     "slots")
+            terms = np.where(stored, records["sum"], 0.0)
+            high_counts = fetched.astype(np.int64)
+            todo = take & ~stored
+        rows, cols = np.nonzero(todo)
+        if len(rows):  # the rest from their children (plain read, overlays, a lagging file)
+            s, c = _high_nodes(view, level_of_row[rows], node_j[rows, cols], summary)
+            terms[rows, cols] = s
+            high_counts[rows, cols] = c
+        for r in range(len(terms)):
+            acc += terms[r]
+        counts += high_counts.sum(axis=0)
+    for r in range(low - 1, -1, -1):
+        acc += right[r]
+    return acc, counts
+
+
+def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarray,
+               row_a: np.ndarray, row_b: np.ndarray, scratch: _Scratch | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The left and right nodes below LEVEL0 of each bucket, (levels, n) with 0.0 where a
+    bucket has none, from the trees of its edge blocks (``blocks[row_a]``, ``blocks[row_b]``);
+    and the flat positions of the NaN slots in those blocks (row * BLOCK + offset)."""
+    leaves, inner, gaps = _edge_trees(_block_rows(view, blocks, scratch), scratch)
+    block_a, block_b = a >> LEVEL0, b >> LEVEL0
     m = len(blocks)
     low = min(levels, LEVEL0)
     ks = _LOW_LEVELS[:low]
@@ -328,38 +403,22 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     at = (m * _LOW_OFFSET[:low] + (hi - 1 - (block_b << (LEVEL0 - ks)) & (width - 1))
           + row_b * width)
     right = np.where(((hi & 1) == 1) & inside, _gather(leaves, inner, at), 0.0)
-    # Slots below LEVEL0: [a, min(b, A)) in a's block and [max(B, A), b) in b's block, with
-    # A, B the first and last block boundaries in [a, b); their count minus their NaNs.
-    first_a, first_b = block_a << LEVEL0, block_b << LEVEL0
-    whole_a = -((-a) >> LEVEL0) << LEVEL0
-    edges = np.stack([row_a * BLOCK + (a - first_a),
-                      row_a * BLOCK + (np.minimum(b, whole_a) - first_a),
-                      row_b * BLOCK + (np.minimum(np.maximum(first_b, whole_a), b) - first_b),
-                      row_b * BLOCK + (b - first_b)])
-    if len(gaps):
-        edges -= np.searchsorted(gaps, edges)  # slots minus NaNs before each edge
-    counts = edges[1] - edges[0] + edges[3] - edges[2]
-    for r in range(low):
-        acc += left[r]
-    if levels > LEVEL0:
-        hks = np.arange(LEVEL0, levels, dtype=np.int64)[:, None]
-        hlo = -((-a) >> hks)
-        hhi = b >> hks
-        hinside = hlo < hhi
-        take = np.concatenate([((hlo & 1) == 1) & hinside, (((hhi & 1) == 1) & hinside)[::-1]])
-        node_j = np.concatenate([hlo, (hhi - 1)[::-1]])
-        level_of_row = np.concatenate([hks[:, 0], hks[::-1, 0]])
-        rows, cols = np.nonzero(take)
-        if len(rows):
-            s, c = _high_nodes(view, level_of_row[rows], node_j[rows, cols], summary)
-            terms = np.zeros(take.shape)
-            terms[rows, cols] = s
-            for r in np.flatnonzero(take.any(axis=1)).tolist():
-                acc += terms[r]
-            counts += np.bincount(cols, weights=c, minlength=n).astype(np.int64)
-    for r in range(low - 1, -1, -1):
-        acc += right[r]
-    return acc, counts
+    return left, right, gaps
+
+
+class _Scratch:
+    """Buffers for the edge blocks of one read at a time: fresh memory costs a page fault
+    per 4 KiB touched, which for a year read cost more than the arithmetic.  Pages become
+    resident only once a read used them (a year into 1,000 points: about 3 MB)."""
+
+    def __init__(self, blocks: int):
+        self.lock = threading.Lock()
+        self.rows = np.empty((blocks, BLOCK), dtype=VALUE_DTYPE)
+        self.inner = np.empty(blocks * (BLOCK - 2))
+
+
+SCRATCH_BLOCKS = 2048  # reads with more edge blocks allocate their own buffers
+_SCRATCH = _Scratch(SCRATCH_BLOCKS)
 
 
 _LOW_LEVELS = np.arange(LEVEL0, dtype=np.int64)[:, None]
@@ -378,7 +437,8 @@ def _gather(leaves: np.ndarray, inner: np.ndarray, at: np.ndarray) -> np.ndarray
     return out
 
 
-def _edge_trees(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _edge_trees(rows: np.ndarray, scratch: _Scratch | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For (m, BLOCK) float32 rows (a copy this may change): the leaves (float32, NaN as
     +0.0, flat), the canonical sums of the nodes of levels 1..LEVEL0-1 (float64, flat, level
     after level, see _LOW_OFFSET) and the flat positions of the NaN slots, sorted."""
@@ -388,7 +448,7 @@ def _edge_trees(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     gaps = np.flatnonzero(isnan)
     if len(gaps):
         leaves[gaps] = 0.0
-    inner = np.empty(m * (BLOCK - 2))
+    inner = np.empty(m * (BLOCK - 2)) if scratch is None else scratch.inner[: m * (BLOCK - 2)]
     level = inner[: m * BLOCK // 2]
     np.add(leaves[0::2], leaves[1::2], out=level, dtype=np.float64)  # float32 -> 64 exact
     start = len(level)
@@ -452,18 +512,22 @@ def _touches(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return np.searchsorted(positions, starts) < np.searchsorted(positions, ends)
 
 
-def _block_rows(view, blocks: np.ndarray) -> np.ndarray:
-    """(len(blocks), BLOCK) float32 slots of the view; NaN beyond its end."""
+def _block_rows(view, blocks: np.ndarray, scratch: _Scratch | None = None) -> np.ndarray:
+    """(len(blocks), BLOCK) float32 slots of the view (a copy, in ``scratch`` if given); NaN
+    beyond its end."""
     full = view.base_npoints // BLOCK
     by_block = np.asarray(view.base)[: full * BLOCK].reshape(full, BLOCK)  # no memmap overhead
-    rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE)
     clean = blocks < full
     if len(view.overwrite_pos):
         clean &= ~_touches(view.overwrite_pos, blocks << LEVEL0, (blocks + 1) << LEVEL0)
+    if scratch is None:
+        rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE)
+    else:
+        rows = scratch.rows[: len(blocks)]
+    if full:  # the rows not clean are overwritten below
+        by_block.take(blocks, axis=0, mode="clip", out=rows)
     if clean.all():
-        return by_block[blocks]
-    if clean.any():
-        rows[clean] = by_block[blocks[clean]]
+        return rows
     other = blocks[~clean]
     positions = ((other << LEVEL0)[:, None] + _OFFSETS).ravel()
     rows[~clean] = view.take(positions).reshape(-1, BLOCK)
