@@ -356,12 +356,14 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
         if (summary is not None and summary.start_time == view.meta.start_time
                 and summary.interval == view.meta.interval):
             # Gather every node the summary may answer for (see _stored_index) at once.
-            stored = take & (((node_j + 1) << k) <= view.base_npoints)
+            stored = take
+            if b.max() > view.base_npoints:  # nodes over pending points are not stored
+                stored = take & (((node_j + 1) << k) <= view.base_npoints)
             index = node_index(k, node_j)  # meaningless where not taken: clipped, masked
             if len(summary.nodes) < node_total(view.base_npoints):
-                stored &= index < len(summary.nodes)
+                stored = stored & (index < len(summary.nodes))  # not in place: take
             if len(view.overwrite_pos):
-                stored &= ~_touches(view.overwrite_pos, node_j << k, (node_j + 1) << k)
+                stored = stored & ~_touches(view.overwrite_pos, node_j << k, (node_j + 1) << k)
             records = summary.nodes.take(index, mode="clip")  # one pass over the map
             fetched = np.where(stored, records["count"], 0)
             if (fetched > (1 << k)).any():
@@ -370,7 +372,7 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
             terms = np.where(stored, records["sum"], 0.0)
             high_counts = fetched.astype(np.int64)
             todo = take & ~stored
-        rows, cols = np.nonzero(todo)
+        rows, cols = np.nonzero(todo) if todo.any() else ((), ())
         if len(rows):  # the rest from their children (plain read, overlays, a lagging file)
             s, c = _high_nodes(view, level_of_row[rows], node_j[rows, cols], summary)
             terms[rows, cols] = s
@@ -390,7 +392,6 @@ def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarr
     bucket has none, from the trees of its edge blocks (``blocks[row_a]``, ``blocks[row_b]``);
     and the flat positions of the NaN slots in those blocks (row * BLOCK + offset)."""
     leaves, inner, gaps = _edge_trees(_block_rows(view, blocks, scratch), scratch)
-    block_a, block_b = a >> LEVEL0, b >> LEVEL0
     m = len(blocks)
     low = min(levels, LEVEL0)
     ks = _LOW_LEVELS[:low]
@@ -398,11 +399,13 @@ def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarr
     hi = b >> ks  # floor(b / 2**k): end of the whole nodes at level k
     inside = lo < hi
     width = _LOW_WIDTH[:low]
-    at = m * _LOW_OFFSET[:low] + (lo - (block_a << (LEVEL0 - ks)) & (width - 1)) + row_a * width
-    left = np.where(((lo & 1) == 1) & inside, _gather(leaves, inner, at), 0.0)
-    at = (m * _LOW_OFFSET[:low] + (hi - 1 - (block_b << (LEVEL0 - ks)) & (width - 1))
-          + row_b * width)
-    right = np.where(((hi & 1) == 1) & inside, _gather(leaves, inner, at), 0.0)
+    # Node j of level k is node j % width of its block's level k (width divides j's block
+    # start): at flat position m * offset(k) + row * width + j % width.
+    offset = m * _LOW_OFFSET[:low]
+    at = offset + row_a * width + (lo & (width - 1))
+    left = np.where((lo & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
+    at = offset + row_b * width + ((hi - 1) & (width - 1))
+    right = np.where((hi & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
     return left, right, gaps
 
 
