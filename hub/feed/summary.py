@@ -320,8 +320,8 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     else:
         blocks, row = np.unique(keys, return_inverse=True)
     row_a, row_b = row[0::2], row[1::2]
-    scratch = _SCRATCH if len(blocks) <= SCRATCH_BLOCKS and _SCRATCH.lock.acquire(
-        blocking=False) else None
+    scratch = _SCRATCH.fit(len(blocks)) if len(blocks) <= SCRATCH_BLOCKS and (
+        _SCRATCH.lock.acquire(blocking=False)) else None
     try:
         left, right, gaps = _low_nodes(view, a, b, levels, blocks, row_a, row_b, scratch)
     finally:
@@ -411,17 +411,25 @@ def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarr
 
 class _Scratch:
     """Buffers for the edge blocks of one read at a time: fresh memory costs a page fault
-    per 4 KiB touched, which for a year read cost more than the arithmetic.  Pages become
-    resident only once a read used them (a year into 1,000 points: about 3 MB)."""
+    per 4 KiB touched, which for a year read cost more than the arithmetic.  Allocated on
+    first use and grown to the largest read so far, at most SCRATCH_BLOCKS blocks (below
+    4 MiB each, where numpy would ask for transparent huge pages: 2 MiB resident at once)."""
 
-    def __init__(self, blocks: int):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rows = np.empty((blocks, BLOCK), dtype=VALUE_DTYPE)
-        self.inner = np.empty(blocks * (BLOCK - 2))
+        self.rows = np.empty((0, BLOCK), dtype=VALUE_DTYPE)
+        self.inner = np.empty(0)
+
+    def fit(self, blocks: int) -> _Scratch:
+        if len(self.rows) < blocks:
+            blocks = min(SCRATCH_BLOCKS, max(blocks, 2 * len(self.rows), 64))
+            self.rows = np.empty((blocks, BLOCK), dtype=VALUE_DTYPE)
+            self.inner = np.empty(blocks * (BLOCK - 2))
+        return self
 
 
-SCRATCH_BLOCKS = 2048  # reads with more edge blocks allocate their own buffers
-_SCRATCH = _Scratch(SCRATCH_BLOCKS)
+SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers (3.1 MiB)
+_SCRATCH = _Scratch()
 
 
 _LOW_LEVELS = np.arange(LEVEL0, dtype=np.int64)[:, None]
