@@ -53,6 +53,9 @@ later ``write_points`` would write them (emoncms only fills null slots; we overr
 
 Only one process should write a feed at a time (the worker's flusher); writes take an
 exclusive ``flock`` on the .dat anyway.  Readers need no lock: npoints comes from the size.
+Readers keep their maps of recently read .dat and .summary files (``MapCache``): a map is
+reused while the path is the same inode with the same size, so appends, replace_feed,
+rebuilds and deletes (by any process) get a fresh one and in-place rewrites show through.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ FSYNC = True  # fdatasync each .dat after a batch; see "Durability" above
 CSV_DECIMALS = 2  # emoncms csv_decimal_places
 CSV_SEPARATOR = ","  # emoncms csv_field_separator
 SUMMARIES = True  # keep a <id>.summary sidecar per feed for fast averaged reads
-MAP_CACHE_FILES = 16  # read maps (.dat and .summary) kept between reads; see MapCache
+MAP_CACHE_FILES = 8  # read maps (.dat and .summary: 4 feeds) kept between reads; see MapCache
 
 # --- binary layout -------------------------------------------------------------------------
 META_FORMAT = "<IIII"  # legacy_id, legacy_npoints, interval, start_time
