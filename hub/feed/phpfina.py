@@ -237,7 +237,12 @@ class PHPFina:
         sidecar.delete(self, feed_id)
         _unlink_quietly(self.dat_path(feed_id))
         _unlink_quietly(self.meta_path(feed_id))
+        self._forget_maps(feed_id)
+
+    def _forget_maps(self, feed_id: int) -> None:
+        """Drop kept maps of a feed's files (a kept map keeps a deleted file's space)."""
         self.maps.drop(self.dat_path(feed_id))
+        self.maps.drop(sidecar.summary_path(self, feed_id))
 
     def get_meta(self, feed_id: int) -> FeedMeta:
         """Meta of a feed; raises FeedNotFound or CorruptFeed, never returns stale guesses."""
@@ -371,6 +376,7 @@ class PHPFina:
         try:
             fd = os.open(meta_path, os.O_RDONLY)
         except FileNotFoundError:
+            self._forget_maps(feed_id)  # deleted by another process: let its files go
             raise FeedNotFound(feed_id) from None
         try:
             raw = os.read(fd, META_SIZE + 1)
@@ -379,6 +385,7 @@ class PHPFina:
         try:
             fd = os.open(dat_path, os.O_RDONLY)
         except FileNotFoundError:
+            self._forget_maps(feed_id)
             raise CorruptFeed(dat_path, "data file missing while meta exists") from None
         try:
             st = os.fstat(fd)

@@ -232,6 +232,8 @@ def _open(path: str, meta, dat_inode: int, maps=None) -> tuple[Summary | None, s
         else:
             mapped = maps.get(path, (st.st_dev, st.st_ino, st.st_size), lambda: _map(path))
     except FileNotFoundError:
+        if maps is not None:
+            maps.drop(path)  # deleted: let the old file's inode go
         return None, "missing"
     except (OSError, ValueError) as exc:
         return None, str(exc)

@@ -487,6 +487,7 @@ class TestMapCache:
         writer.delete(1)
         with pytest.raises(FeedNotFound):
             reader.read(1, START, START + 1000, 10)
+        assert not reader.maps._maps  # a deleted feed's files are let go
         writer.create(1, 10)
         writer.write_points(1, np.column_stack([START + 10 * np.arange(600), np.full(600, 3.0)]))
         self.check(reader, plain)
