@@ -19,11 +19,12 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import paho.mqtt.client as mqtt
+from typing import TYPE_CHECKING, Any
 
 from .errors import BrokerAdminError
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
@@ -49,6 +50,8 @@ class DynSec:
 
     def __init__(self, host: str, port: int, username: str, password: str,
                  timeout: float = TIMEOUT_S) -> None:
+        import paho.mqtt.client as mqtt  # see ALLOWED_LOCAL_IMPORTS: `hub web` rarely needs it
+
         self.host, self.port, self.timeout = host, port, timeout
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                    client_id=f"cydynni-dynsec-{uuid.uuid4().hex[:8]}")

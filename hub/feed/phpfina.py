@@ -53,6 +53,9 @@ later ``write_points`` would write them (emoncms only fills null slots; we overr
 
 Only one process should write a feed at a time (the worker's flusher); writes take an
 exclusive ``flock`` on the .dat anyway.  Readers need no lock: npoints comes from the size.
+Readers keep their maps of recently read .dat and .summary files (``MapCache``): a map is
+reused while the path is the same inode with the same size, so appends, replace_feed,
+rebuilds and deletes (by any process) get a fresh one and in-place rewrites show through.
 """
 
 from __future__ import annotations
@@ -62,9 +65,12 @@ import csv
 import fcntl
 import io
 import math
+import mmap
 import os
 import struct
+import threading
 import time as _time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -86,6 +92,7 @@ FSYNC = True  # fdatasync each .dat after a batch; see "Durability" above
 CSV_DECIMALS = 2  # emoncms csv_decimal_places
 CSV_SEPARATOR = ","  # emoncms csv_field_separator
 SUMMARIES = True  # keep a <id>.summary sidecar per feed for fast averaged reads
+MAP_CACHE_FILES = 8  # read maps (.dat and .summary: 4 feeds) kept between reads; see MapCache
 
 # --- binary layout -------------------------------------------------------------------------
 META_FORMAT = "<IIII"  # legacy_id, legacy_npoints, interval, start_time
@@ -190,6 +197,7 @@ class PHPFina:
         self.bytes_written = 0  # every byte this engine passed to write calls (bench 3)
         self.summaries = summaries  # see hub/feed/summary.py
         self.summary_bytes_written = 0  # the part of bytes_written that went to sidecars
+        self.maps = MapCache(MAP_CACHE_FILES)  # .dat and .summary maps reused by reads
 
     # -- paths and meta ---------------------------------------------------------------------
     def meta_path(self, feed_id: int) -> str:
@@ -229,6 +237,12 @@ class PHPFina:
         sidecar.delete(self, feed_id)
         _unlink_quietly(self.dat_path(feed_id))
         _unlink_quietly(self.meta_path(feed_id))
+        self._forget_maps(feed_id)
+
+    def _forget_maps(self, feed_id: int) -> None:
+        """Drop kept maps of a feed's files (a kept map keeps a deleted file's space)."""
+        self.maps.drop(self.dat_path(feed_id))
+        self.maps.drop(sidecar.summary_path(self, feed_id))
 
     def get_meta(self, feed_id: int) -> FeedMeta:
         """Meta of a feed; raises FeedNotFound or CorruptFeed, never returns stale guesses."""
@@ -343,8 +357,7 @@ class PHPFina:
     def open_view(self, feed_id: int, pending=None, padding_mode: str | None = None, *,
                   now: float | None = None) -> FeedView:
         """The feed as it will be once ``pending`` is written: memory-mapped file + overlay."""
-        meta = self.get_meta(feed_id)
-        base = _map_values(self.dat_path(feed_id), meta.npoints)
+        meta, base, dat_inode = self._map_feed(feed_id)
         view = FeedView(meta, base)
         if pending is not None and len(pending):
             times, values = _as_points(pending)
@@ -353,8 +366,37 @@ class PHPFina:
                                lambda pos: float(base[pos]))
             view = view.overlaid(plan)
         if self.summaries:  # opened only by an averaged read
-            view.open_summary = lambda: sidecar.open_for_read(self, meta)
+            view.open_summary = lambda: sidecar.open_for_read(self, meta, dat_inode)
         return view
+
+    def _map_feed(self, feed_id: int) -> tuple[FeedMeta, np.ndarray, int]:
+        """Meta, read-only map of the .dat's npoints slots, and the .dat's inode, all of the
+        same .dat (the map is taken from the descriptor that gave the size)."""
+        meta_path, dat_path = self.meta_path(feed_id), self.dat_path(feed_id)
+        try:
+            fd = os.open(meta_path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._forget_maps(feed_id)  # deleted by another process: let its files go
+            raise FeedNotFound(feed_id) from None
+        try:
+            raw = os.read(fd, META_SIZE + 1)
+        finally:
+            os.close(fd)
+        try:
+            fd = os.open(dat_path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._forget_maps(feed_id)
+            raise CorruptFeed(dat_path, "data file missing while meta exists") from None
+        try:
+            st = os.fstat(fd)
+            meta = _parse_meta(feed_id, meta_path, raw, st.st_size)
+            if meta.npoints == 0:
+                return meta, _EMPTY_VAL, st.st_ino
+            base = self.maps.get(dat_path, (st.st_dev, st.st_ino, meta.npoints),
+                                 lambda: _map_fd(fd, meta.npoints * VALUE_SIZE, VALUE_DTYPE))
+        finally:
+            os.close(fd)
+        return meta, base, st.st_ino
 
     def read(self, feed_id: int, start: float, end: float, interval: int | str, *,
              average: bool = False, timezone: str = "UTC", timeformat: str = "unix",
@@ -617,7 +659,9 @@ def file_read(view: FeedView, start: float, end: float, interval: int | str, *,
     if len(times) == 0:
         return [], []
     raw = _averages(view, times, div_ends) if average else _samples(view, times)
-    values = [None if math.isnan(v) else v for v in raw.tolist()]
+    values = raw.tolist()
+    for i in np.flatnonzero(np.isnan(raw)).tolist():
+        values[i] = None
     times = times.tolist()
     if delta:
         values = _deltas(times, values, view.lastvalue())
@@ -826,10 +870,48 @@ def _as_points(points) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, 0], arr[:, 1]
 
 
-def _map_values(dat_path: str, npoints: int) -> np.ndarray:
-    if npoints == 0:
-        return _EMPTY_VAL
-    return np.memmap(dat_path, dtype=VALUE_DTYPE, mode="r", shape=(npoints,))
+def _map_fd(fd: int, length: int, dtype: np.dtype) -> np.ndarray:
+    """The first ``length`` bytes of an open file as a read-only array (shared map: writes
+    in place by other processes show through)."""
+    return np.frombuffer(mmap.mmap(fd, length, access=mmap.ACCESS_READ), dtype=dtype,
+                         count=length // dtype.itemsize)
+
+
+class MapCache:
+    """Read maps of recently read files, by path, reused while the file at the path is the
+    same inode with the same key (size).  Mapping a file per read costs a page fault for
+    every page the read touches again; a kept map costs none.
+
+    Why a hit is the right file: a held map keeps its inode alive, so no other file can get
+    that inode number while it is cached; history rewrites happen in place and show through
+    the shared map; an append changes the size and a replace_feed, rebuild or delete
+    changes the inode, and either gets a fresh map.  Nothing here truncates a live .dat or
+    .summary (a shrinking mapped file would fault).  The pages a kept map has touched count
+    in the process's RSS (clean page cache, reclaimable) until it is dropped: at most
+    ``size`` maps are kept, least recently used first out."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._maps: OrderedDict[str, tuple[tuple, object]] = OrderedDict()
+        self._lock = threading.Lock()  # web threads read concurrently
+
+    def get(self, path: str, key: tuple, make: Callable[[], object]):
+        with self._lock:
+            hit = self._maps.get(path)
+            if hit is not None and hit[0] == key:
+                self._maps.move_to_end(path)
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._maps[path] = (key, value)
+            self._maps.move_to_end(path)
+            while len(self._maps) > self.size:
+                self._maps.popitem(last=False)
+        return value
+
+    def drop(self, path: str) -> None:
+        with self._lock:
+            self._maps.pop(path, None)
 
 
 def _read_slot(fd: int, pos: int) -> float:
@@ -926,5 +1008,7 @@ def format_rows(times: Sequence[int], values: Sequence, timeformat: str,
     if timeformat == "notime":
         return list(values)
     tz = _zone(timezone)
+    if timeformat == "unix":
+        return list(map(list, zip(times, values, strict=True)))
     return [[_format_time(t, timeformat, tz), v] for t, v in zip(times, values, strict=True)]
 

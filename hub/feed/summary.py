@@ -69,7 +69,11 @@ and otherwise reads plain (or with the nodes that are there).
 
 Cost of a read: per output division, O(log length) stored nodes plus the raw slots of the
 (at most two) 256-slot blocks its edges fall in; a 10-year range costs about what a 1-year
-range does.
+range does.  Each edge block's node tree is built once per read (a block is usually the end
+of one division and the start of the next), level by level over all edge blocks at once, in
+reused scratch buffers; the stored nodes of all divisions are gathered in one pass.  For a
+year into 1,000 points that is ~1,000 blocks x 256 slots, most of the remaining time
+(bench/README.md has the figures).
 
 Limits: node values carry no checksum (neither do .dat values); implausible counts are
 detected and trigger a rebuild, ``verify`` compares every node with the .dat.  Torn tails
@@ -86,6 +90,7 @@ import logging
 import mmap
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,32 +166,13 @@ def _first_new(k: int, nodes: int, hi: int) -> int:
 
 
 def _block_sums(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical sums and counts of whole (m, BLOCK) float32 blocks (NaN = missing)."""
-    levels = _block_tree(rows, LEVEL0 + 1, counts=False)
-    return levels[-1][0].ravel(), BLOCK - np.count_nonzero(np.isnan(rows), axis=1)
-
-
-def _block_tree(rows: np.ndarray, nlevels: int = LEVEL0, counts: bool = True
-                ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Canonical sums (and non-NaN counts) of the dyadic nodes inside (m, BLOCK) float32
-    rows, levels 0..nlevels-1: level k as ((m, BLOCK >> k) sums, counts).  Level 0 stays
-    float32 (its float64 value is exact); every addition is done in float64."""
+    """Canonical sums and counts of whole (m, BLOCK) float32 blocks (NaN = missing).  The
+    leaves' float64 values are exact; every addition is done in float64."""
     gaps = np.isnan(rows)
-    level = rows
-    if gaps.any():
-        level = np.where(gaps, np.float32(0), rows)
-    count = None
-    if counts:  # at most 128 below LEVEL0: uint8 holds them
-        count = (~gaps).view(np.uint8) if gaps.any() else None
-    levels = [(level, count)]
-    for _ in range(1, nlevels):
-        pairs = level.reshape(len(level), level.shape[1] // 2, 2)
-        level = np.add(pairs[:, :, 0], pairs[:, :, 1], dtype=np.float64)
-        if count is not None:
-            pairs = count.reshape(len(count), count.shape[1] // 2, 2)
-            count = pairs[:, :, 0] + pairs[:, :, 1]
-        levels.append((level, count))
-    return levels
+    level = np.where(gaps, np.float32(0), rows) if gaps.any() else rows
+    for _ in range(LEVEL0):
+        level = np.add(level[:, 0::2], level[:, 1::2], dtype=np.float64)
+    return level.ravel(), BLOCK - np.count_nonzero(gaps, axis=1)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -218,42 +204,40 @@ def summary_path(engine, feed_id: int) -> str:
     return engine.dat_path(feed_id)[: -len(".dat")] + SUFFIX
 
 
-def open_for_read(engine, meta) -> Summary | None:
-    """The feed's summary for a read, repairing it first if it is missing, stale or behind
-    and no writer holds the feed.  None means: read plain."""
+def open_for_read(engine, meta, dat_inode: int) -> Summary | None:
+    """The feed's summary for a read of the .dat ``dat_inode``, repairing it first if it is
+    missing, stale or behind and no writer holds the feed.  None means: read plain."""
     if meta.npoints < BLOCK:
         return None  # no node yet: nothing to gain
     path = summary_path(engine, meta.feed_id)
-    summary, problem = _open(path, meta, engine.dat_path(meta.feed_id))
+    summary, problem = _open(path, meta, dat_inode, engine.maps)
     if problem is None and len(summary.nodes) >= node_total(meta.npoints):
         return summary
     if _try_repair(engine, meta.feed_id):
-        summary, problem = _open(path, meta, engine.dat_path(meta.feed_id))
+        summary, problem = _open(path, meta, dat_inode, engine.maps)
     if problem is not None:
         return None
     return summary
 
 
-def _open(path: str, meta, dat_path: str) -> tuple[Summary | None, str | None]:
+def _open(path: str, meta, dat_inode: int, maps=None) -> tuple[Summary | None, str | None]:
+    """The sidecar checked against the feed; ``maps`` (a phpfina.MapCache) keeps the map
+    between reads: the header is checked again on every open, in place changes show."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        st = os.stat(path)
+        if st.st_size < HEADER_SIZE:
+            return None, f"{st.st_size} bytes, shorter than the header"
+        if maps is None:
+            mapped = _map(path)
+        else:
+            mapped = maps.get(path, (st.st_dev, st.st_ino, st.st_size), lambda: _map(path))
     except FileNotFoundError:
+        if maps is not None:
+            maps.drop(path)  # deleted: let the old file's inode go
         return None, "missing"
-    except OSError as exc:
-        return None, str(exc)
-    try:
-        size = os.fstat(fd).st_size
-        if size < HEADER_SIZE:
-            return None, f"{size} bytes, shorter than the header"
-        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as exc:
         return None, str(exc)
-    finally:
-        os.close(fd)
-    try:
-        dat_inode = os.stat(dat_path).st_ino
-    except OSError as exc:
-        return None, str(exc)
+    size = len(mapped)
     header = bytes(mapped[:HEADER_SIZE])
     problem = _header_problem(header, meta.interval, meta.start_time, dat_inode)
     if problem is not None:
@@ -266,6 +250,17 @@ def _open(path: str, meta, dat_path: str) -> tuple[Summary | None, str | None]:
         return None, f"{count} nodes, more than a .dat of {meta.npoints} slots has"
     nodes = np.frombuffer(mapped, dtype=NODE_DTYPE, count=count, offset=HEADER_SIZE)
     return Summary(path, meta.start_time, meta.interval, generation, nodes, mapped), None
+
+
+def _map(path: str) -> mmap.mmap:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size < HEADER_SIZE:
+            raise ValueError(f"{size} bytes, shorter than the header")
+        return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
 
 
 def _header_problem(header: bytes, interval: int, start_time: int, dat_inode: int
@@ -306,7 +301,14 @@ def bucket_means(view, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical sums and counts of slots [a_i, b_i) (0 <= a_i <= b_i <= npoints)."""
+    """Canonical sums and counts of slots [a_i, b_i) (0 <= a_i <= b_i <= npoints).
+
+    The canonical split of [a, b) puts its nodes of level >= LEVEL0 exactly over the whole
+    blocks inside [a, b); its nodes below LEVEL0 lie in the block holding a (left nodes) or
+    b (right nodes).  So the trees of those edge blocks are computed once from the raw
+    slots, the whole blocks come from ``_high_nodes``, and the fold adds, per bucket, the
+    left nodes by ascending level then the right nodes by descending level (an absent node
+    adds +0.0, a no-op: acc starts at +0.0 and never becomes -0.0)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     n = len(a)
@@ -314,51 +316,165 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     if n == 0 or not (b > a).any():
         return acc, np.zeros(n, dtype=np.int64)
     levels = int((b - a).max()).bit_length()
-    ks = np.arange(levels, dtype=np.int64)[:, None]
-    lo = -((-a) >> ks)  # ceil(a / 2**k): first whole node at level k
-    hi = b >> ks  # floor(b / 2**k): end of the whole nodes at level k
-    left = ((lo & 1) == 1) & (lo < hi)
-    right = ((hi & 1) == 1) & (lo < hi)
-    # Fold order: left nodes by ascending level, then right nodes by descending level.
-    take = np.concatenate([left, right[::-1]])
-    level_of_row = np.concatenate([ks[:, 0], ks[::-1, 0]])
-    node_j = np.concatenate([lo, (hi - 1)[::-1]])
-    rows, cols = np.nonzero(take)
-    k = level_of_row[rows]
-    j = node_j[rows, cols]
-    s = np.empty(len(k))
-    c = np.empty(len(k), dtype=np.int64)
-    low = k < LEVEL0
-    if low.any():
-        # Nodes below LEVEL0 lie in the block holding a bucket's start (left nodes) or end.
-        edge = np.where(rows[low] < levels, a[cols[low]], b[cols[low]]) >> LEVEL0
-        blocks, row_of = np.unique(edge, return_inverse=True)
-        s[low], c[low] = _low_nodes(view, blocks, row_of, k[low], j[low])
-    high = ~low
-    if high.any():
-        s[high], c[high] = _high_nodes(view, k[high], j[high], summary)
-    terms = np.zeros(take.shape)
-    terms[rows, cols] = s
-    for r in np.flatnonzero(take.any(axis=1)):
-        acc += terms[r]  # acc starts at +0.0 and never becomes -0.0: zero terms are no-ops
-    counts = np.bincount(cols, weights=c, minlength=n).astype(np.int64)
+    block_a, block_b = a >> LEVEL0, b >> LEVEL0
+    keys = np.empty(2 * n, dtype=np.int64)
+    keys[0::2], keys[1::2] = block_a, block_b  # sorted already when the buckets are
+    new = keys[1:] != keys[:-1]
+    if (keys[1:] >= keys[:-1]).all():
+        blocks = keys[np.concatenate([[True], new])]
+        row = np.concatenate([[0], np.cumsum(new)])
+    else:
+        blocks, row = np.unique(keys, return_inverse=True)
+    row_a, row_b = row[0::2], row[1::2]
+    scratch = _SCRATCH.fit(len(blocks)) if len(blocks) <= SCRATCH_BLOCKS and (
+        _SCRATCH.lock.acquire(blocking=False)) else None
+    try:
+        left, right, gaps = _low_nodes(view, a, b, levels, blocks, row_a, row_b, scratch)
+    finally:
+        if scratch is not None:
+            scratch.lock.release()
+    low = len(left)
+    # Slots below LEVEL0: [a, min(b, A)) in a's block and [max(B, A), b) in b's block, with
+    # A, B the first and last block boundaries in [a, b); their count minus their NaNs.
+    first_a, first_b = block_a << LEVEL0, block_b << LEVEL0
+    whole_a = -((-a) >> LEVEL0) << LEVEL0
+    edges = np.stack([row_a * BLOCK + (a - first_a),
+                      row_a * BLOCK + (np.minimum(b, whole_a) - first_a),
+                      row_b * BLOCK + (np.minimum(np.maximum(first_b, whole_a), b) - first_b),
+                      row_b * BLOCK + (b - first_b)], axis=1)  # (n, 4): mostly sorted
+    if len(gaps):
+        edges -= np.searchsorted(gaps, edges.ravel()).reshape(n, 4)  # minus NaNs before
+    counts = edges[:, 1] - edges[:, 0] + edges[:, 3] - edges[:, 2]
+    for r in range(low):
+        acc += left[r]
+    if levels > LEVEL0:
+        hks = np.arange(LEVEL0, levels, dtype=np.int64)[:, None]
+        hlo = -((-a) >> hks)
+        hhi = b >> hks
+        hinside = hlo < hhi
+        take = np.concatenate([((hlo & 1) == 1) & hinside, (((hhi & 1) == 1) & hinside)[::-1]])
+        node_j = np.concatenate([hlo, (hhi - 1)[::-1]])
+        level_of_row = np.concatenate([hks[:, 0], hks[::-1, 0]])
+        k = level_of_row[:, None]
+        terms = np.zeros(take.shape)
+        high_counts = np.zeros(take.shape, dtype=np.int64)
+        todo = take
+        if (summary is not None and summary.start_time == view.meta.start_time
+                and summary.interval == view.meta.interval):
+            # Gather every node the summary may answer for (see _stored_index) at once.
+            stored = take
+            if b.max() > view.base_npoints:  # nodes over pending points are not stored
+                stored = take & (((node_j + 1) << k) <= view.base_npoints)
+            index = node_index(k, node_j)  # meaningless where not taken: clipped, masked
+            if len(summary.nodes) < node_total(view.base_npoints):
+                stored = stored & (index < len(summary.nodes))  # not in place: take
+            if len(view.overwrite_pos):
+                stored = stored & ~_touches(view.overwrite_pos, node_j << k, (node_j + 1) << k)
+            records = summary.nodes.take(index, mode="clip")  # one pass over the map
+            fetched = np.where(stored, records["count"], 0)
+            if (fetched > (1 << k)).any():
+                raise CorruptSummary(summary.path, "a node counts more values than it has "
+                                     "slots")
+            terms = np.where(stored, records["sum"], 0.0)
+            high_counts = fetched.astype(np.int64)
+            todo = take & ~stored
+        rows, cols = np.nonzero(todo) if todo.any() else ((), ())
+        if len(rows):  # the rest from their children (plain read, overlays, a lagging file)
+            s, c = _high_nodes(view, level_of_row[rows], node_j[rows, cols], summary)
+            terms[rows, cols] = s
+            high_counts[rows, cols] = c
+        for r in range(len(terms)):
+            acc += terms[r]
+        counts += high_counts.sum(axis=0)
+    for r in range(low - 1, -1, -1):
+        acc += right[r]
     return acc, counts
 
 
-def _low_nodes(view, blocks: np.ndarray, row: np.ndarray, k: np.ndarray, j: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes below LEVEL0 (node i lies in ``blocks[row[i]]``), from the raw slots."""
-    tree = _block_tree(_block_rows(view, blocks))
-    offset = j - (blocks[row] << (LEVEL0 - k))
-    sums = np.empty(len(k))
-    counts = np.empty(len(k), dtype=np.int64)
-    for level, (level_sums, level_counts) in enumerate(tree):
-        sel = k == level
-        if sel.any():
-            sums[sel] = level_sums[row[sel], offset[sel]]
-            counts[sel] = (1 << level) if level_counts is None else (
-                level_counts[row[sel], offset[sel]])
-    return sums, counts
+def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarray,
+               row_a: np.ndarray, row_b: np.ndarray, scratch: _Scratch | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The left and right nodes below LEVEL0 of each bucket, (levels, n) with 0.0 where a
+    bucket has none, from the trees of its edge blocks (``blocks[row_a]``, ``blocks[row_b]``);
+    and the flat positions of the NaN slots in those blocks (row * BLOCK + offset)."""
+    leaves, inner, gaps = _edge_trees(_block_rows(view, blocks, scratch), scratch)
+    m = len(blocks)
+    low = min(levels, LEVEL0)
+    ks = _LOW_LEVELS[:low]
+    lo = -((-a) >> ks)  # ceil(a / 2**k): first whole node at level k; shape (low, n)
+    hi = b >> ks  # floor(b / 2**k): end of the whole nodes at level k
+    inside = lo < hi
+    width = _LOW_WIDTH[:low]
+    # Node j of level k is node j % width of its block's level k (width divides j's block
+    # start): at flat position m * offset(k) + row * width + j % width.
+    offset = m * _LOW_OFFSET[:low]
+    at = offset + row_a * width + (lo & (width - 1))
+    left = np.where((lo & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
+    at = offset + row_b * width + ((hi - 1) & (width - 1))
+    right = np.where((hi & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
+    return left, right, gaps
+
+
+class _Scratch:
+    """Buffers for the edge blocks of one read at a time: fresh memory costs a page fault
+    per 4 KiB touched, which for a year read cost more than the arithmetic.  Allocated on
+    first use and grown to the largest read so far, at most SCRATCH_BLOCKS blocks (below
+    4 MiB each, where numpy would ask for transparent huge pages: 2 MiB resident at once)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows = np.empty((0, BLOCK), dtype=VALUE_DTYPE)
+        self.inner = np.empty(0)
+
+    def fit(self, blocks: int) -> _Scratch:
+        if len(self.rows) < blocks:
+            blocks = min(SCRATCH_BLOCKS, max(blocks, 2 * len(self.rows), 64))
+            self.rows = np.empty((blocks, BLOCK), dtype=VALUE_DTYPE)
+            self.inner = np.empty(blocks * (BLOCK - 2))
+        return self
+
+
+SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers (3.1 MiB)
+_SCRATCH = _Scratch()
+
+
+_LOW_LEVELS = np.arange(LEVEL0, dtype=np.int64)[:, None]
+_LOW_WIDTH = BLOCK >> _LOW_LEVELS  # nodes per block at each level below LEVEL0
+# Where level k >= 1 starts in the ``inner`` array of m blocks, in units of m: levels are
+# stored one after the other, each row-major.  Level 0 (the leaves) is apart: offset 0.
+_LOW_OFFSET = np.where(_LOW_LEVELS > 0, BLOCK - (2 * BLOCK >> _LOW_LEVELS), 0)
+
+
+def _gather(leaves: np.ndarray, inner: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Node sums at flat positions ``at`` (rows: levels from 0), level 0 from the leaves."""
+    out = np.empty(at.shape)
+    out[0] = leaves.take(at[0])
+    if len(at) > 1:
+        out[1:] = inner.take(at[1:])
+    return out
+
+
+def _edge_trees(rows: np.ndarray, scratch: _Scratch | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For (m, BLOCK) float32 rows (a copy this may change): the leaves (float32, NaN as
+    +0.0, flat), the canonical sums of the nodes of levels 1..LEVEL0-1 (float64, flat, level
+    after level, see _LOW_OFFSET) and the flat positions of the NaN slots, sorted."""
+    m = len(rows)
+    leaves = rows.ravel()
+    isnan = np.isnan(leaves)
+    gaps = np.flatnonzero(isnan)
+    if len(gaps):
+        leaves[gaps] = 0.0
+    inner = np.empty(m * (BLOCK - 2)) if scratch is None else scratch.inner[: m * (BLOCK - 2)]
+    level = inner[: m * BLOCK // 2]
+    np.add(leaves[0::2], leaves[1::2], out=level, dtype=np.float64)  # float32 -> 64 exact
+    start = len(level)
+    while len(level) > 2 * m:
+        nxt = inner[start: start + len(level) // 2]
+        np.add(level[0::2], level[1::2], out=nxt)
+        start += len(nxt)
+        level = nxt
+    return leaves, inner, gaps
 
 
 def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
@@ -413,18 +529,22 @@ def _touches(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return np.searchsorted(positions, starts) < np.searchsorted(positions, ends)
 
 
-def _block_rows(view, blocks: np.ndarray) -> np.ndarray:
-    """(len(blocks), BLOCK) float32 slots of the view; NaN beyond its end."""
+def _block_rows(view, blocks: np.ndarray, scratch: _Scratch | None = None) -> np.ndarray:
+    """(len(blocks), BLOCK) float32 slots of the view (a copy, in ``scratch`` if given); NaN
+    beyond its end."""
     full = view.base_npoints // BLOCK
     by_block = np.asarray(view.base)[: full * BLOCK].reshape(full, BLOCK)  # no memmap overhead
-    rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE)
     clean = blocks < full
     if len(view.overwrite_pos):
         clean &= ~_touches(view.overwrite_pos, blocks << LEVEL0, (blocks + 1) << LEVEL0)
+    if scratch is None:
+        rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE)
+    else:
+        rows = scratch.rows[: len(blocks)]
+    if full:  # the rows not clean are overwritten below
+        by_block.take(blocks, axis=0, mode="clip", out=rows)
     if clean.all():
-        return by_block[blocks]
-    if clean.any():
-        rows[clean] = by_block[blocks[clean]]
+        return rows
     other = blocks[~clean]
     positions = ((other << LEVEL0)[:, None] + _OFFSETS).ravel()
     rows[~clean] = view.take(positions).reshape(-1, BLOCK)
@@ -731,7 +851,11 @@ def verify(engine, feed_id: int) -> list[str]:
     """Every stored node compared with the .dat; returns the problems (empty: in step)."""
     meta = engine.get_meta(feed_id)
     path = summary_path(engine, feed_id)
-    summary, problem = _open(path, meta, engine.dat_path(feed_id))
+    try:
+        dat_inode = os.stat(engine.dat_path(feed_id)).st_ino
+    except OSError as exc:
+        return [str(exc)]
+    summary, problem = _open(path, meta, dat_inode)
     if problem == "missing" and meta.npoints < BLOCK:
         return []  # not made until the feed holds a whole block
     if problem is not None:

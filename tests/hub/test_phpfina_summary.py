@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.feed import phpfina
 from hub.feed import summary as summary_mod
-from hub.feed.phpfina import PHPFina
+from hub.feed.phpfina import FeedNotFound, PHPFina
 from hub.feed.summary import (
     BLOCK,
     GENERATION_OFFSET,
@@ -121,6 +122,64 @@ def test_summary_read_equals_plain_read(seed, interval, batches, pending_slots,
             times = np.concatenate([new, old])
             pending = np.column_stack([times, values_of(rng, len(times), "power")])
         assert_same_reads(summary, plain, rng, pending)
+
+
+def canonical(values: np.ndarray, a: int, b: int) -> tuple[float, int]:
+    """The canonical sum and count of slots [a, b), written out as hub/feed/summary.py
+    defines them: node sums pairwise from float64 leaves (NaN as +0.0), the segment-tree
+    split of [a, b), left nodes by ascending level then right nodes by descending level."""
+    def node(k: int, j: int) -> tuple[float, int]:
+        if k == 0:
+            v = float(values[j])
+            return (0.0, 0) if math.isnan(v) else (v, 1)
+        (s1, c1), (s2, c2) = node(k - 1, 2 * j), node(k - 1, 2 * j + 1)
+        return s1 + s2, c1 + c2
+
+    left, right, k = [], [], 0
+    while a < b:
+        if a & 1:
+            left.append(node(k, a))
+            a += 1
+        if b & 1:
+            b -= 1
+            right.append(node(k, b))
+        a, b, k = a >> 1, b >> 1, k + 1
+    total, count = 0.0, 0
+    for s, c in left + right[::-1]:
+        total += s
+        count += c
+    return total, count
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6000),
+       kind=st.sampled_from(["power", "wild", "int"]), pending=st.integers(0, 300))
+def test_bucket_sums_follow_the_definition(seed, n, kind, pending):
+    """Both paths (summary nodes and plain) give the canonical sums bit for bit, including
+    over pending points; guards the definition itself, which the two paths share."""
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as datadir:
+        summary, _ = engines(datadir)
+        summary.create(1, 10)
+        summary.write_points(1, np.column_stack([START + 10 * np.arange(n),
+                                                 values_of(rng, n, kind)]))
+        extra = None
+        if pending:
+            times = START + 10 * np.concatenate([rng.integers(0, n, pending // 2),
+                                                  n + np.arange(pending - pending // 2)])
+            extra = np.column_stack([times, values_of(rng, pending, kind)])
+        view = summary.open_view(1, extra)
+        npoints = view.meta.npoints
+        values = view.values(0, npoints)
+        cuts = np.sort(rng.integers(0, npoints + 1, int(rng.integers(2, 40))))
+        a = np.concatenate([cuts[:-1], rng.integers(0, npoints + 1, 5)])
+        b = np.concatenate([cuts[1:], np.minimum(npoints, a[-5:] + rng.integers(0, 3000, 5))])
+        expected = [canonical(values, int(x), int(y)) for x, y in zip(a, b, strict=True)]
+        for nodes in (view.open_summary(), None):
+            sums, counts = summary_mod.bucket_sums(view, a, b, nodes)
+            assert [(struct.pack("<d", s), c) for s, c in zip(sums.tolist(), counts.tolist(),
+                                                              strict=True)] == [
+                (struct.pack("<d", s), c) for s, c in expected]
 
 
 def test_plain_read_is_the_mean_to_float64_precision(tmp_path):
@@ -384,3 +443,63 @@ def test_rebuild_of_a_large_feed_in_steps(tmp_path, monkeypatch):
     os.unlink(summary_path(summary, 1))
     same_everywhere(summary, plain)
     assert sidecar(summary) == expected
+
+
+class TestMapCache:
+    """Reads reuse their .dat and .summary maps (PHPFina.maps) while the files are the same;
+    a reader in another process (here: another engine) sees every change a writer makes."""
+
+    @staticmethod
+    def mean_rows(engine: PHPFina, end: int) -> list:
+        return engine.read(1, START, end, 640, average=True, max_datapoints=None)
+
+    @staticmethod
+    def check(reader: PHPFina, plain: PHPFina) -> None:
+        end = plain.get_meta(1).end_time + 10
+        assert TestMapCache.mean_rows(reader, end) == TestMapCache.mean_rows(plain, end)
+        assert reader.read(1, START, end, 10) == plain.read(1, START, end, 10)
+
+    def test_changes_show_through_kept_maps(self, feed, tmp_path):
+        writer, plain = feed
+        reader = PHPFina(str(tmp_path), fsync=False, now=lambda: NOW)
+        self.check(reader, plain)
+        kept = dict(reader.maps._maps)
+        assert len(kept) == 2  # the .dat and the .summary
+        self.check(reader, plain)
+        assert all(reader.maps._maps[p][1] is v[1] for p, v in kept.items())  # reused
+
+        rng = np.random.default_rng(5)
+        writer.write_points(1, np.column_stack([START + 10 * (5000 + np.arange(3000)),
+                                                values_of(rng, 3000, "power")]))  # append
+        self.check(reader, plain)
+        old = START + 10 * rng.integers(0, 8000, 500)  # history rewrite, in place
+        writer.write_points(1, np.column_stack([old, values_of(rng, 500, "wild")]))
+        self.check(reader, plain)
+        os.unlink(summary_path(writer, 1))  # sidecar gone: rebuilt by the next read
+        self.check(reader, plain)
+
+        new_dat = tmp_path / "replacement.dat"
+        new_dat.write_bytes(np.full(4000, 7.0, dtype="<f4").tobytes())
+        writer.replace_feed(1, 10, START, str(new_dat))  # a sync mirror: new inode
+        self.check(reader, plain)
+        assert reader.read(1, START, START + 39_990, 400, average=True)[0][1] == 7.0
+
+        writer.delete(1)
+        with pytest.raises(FeedNotFound):
+            reader.read(1, START, START + 1000, 10)
+        assert not reader.maps._maps  # a deleted feed's files are let go
+        writer.create(1, 10)
+        writer.write_points(1, np.column_stack([START + 10 * np.arange(600), np.full(600, 3.0)]))
+        self.check(reader, plain)
+        assert reader.read(1, START, START + 5990, 600, average=True)[0][1] == 3.0
+
+    def test_least_recently_used_maps_are_dropped(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(phpfina, "MAP_CACHE_FILES", 3)
+        engine = PHPFina(str(tmp_path), fsync=False, now=lambda: NOW)
+        for feed_id in range(1, 5):
+            engine.create(feed_id, 10)
+            engine.write_points(feed_id, np.column_stack([START + 10 * np.arange(300),
+                                                          np.full(300, float(feed_id))]))
+            assert engine.read(feed_id, START, START + 2990, 300,
+                               average=True)[0][1] == feed_id
+        assert len(engine.maps._maps) == 3
