@@ -23,6 +23,7 @@ from hub.errors import DatabaseError
 from hub.sync.link import InvalidLink, LinkError
 from hub.sync.run import sync_once
 from hub.sync.store import ProvisionRequest, SyncBusy
+from hub.update.agent import AgentServer, UpdateRequestError
 from hub.user.store import UserError
 
 
@@ -77,6 +78,22 @@ def _admin(args: argparse.Namespace, ctx: HubContext) -> int:
         return _provision(args, ctx)
     elif args.action == "sync":
         return _sync(ctx)
+    elif args.action == "update-server":
+        return _update_server(args, ctx)
+    return 0
+
+
+def _update_server(args: argparse.Namespace, ctx: HubContext) -> int:
+    """Point the update agent at its fleet server (as cydynni.txt's update_* keys do)."""
+    token = args.token or getpass.getpass("device token on the update server: ")
+    try:
+        server = AgentServer(args.url, args.device_id, token, args.tenant, args.allow_http)
+        written = ctx.updates.configure(server)
+    except UpdateRequestError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return 2
+    print(f"[INFO] update server stored in {written}; restart the agent to use it: "
+          "systemctl restart cydynni-ota-agent")
     return 0
 
 
@@ -156,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     provision.add_argument("--user", help="local user owning the mirrored feeds "
                                           "(default: the first admin)")
     actions.add_parser("sync", help="run one server sync now and print the status")
+    update = actions.add_parser("update-server", help="point the update agent at its fleet "
+                                "server (hawkBit device API, e.g. goosebit); run as root")
+    update.add_argument("--url", required=True, help="https://host[:port][/path]")
+    update.add_argument("--device-id", required=True, help="the hub's name on that server")
+    update.add_argument("--token", help="its device token (prompted for when omitted)")
+    update.add_argument("--tenant", default="DEFAULT", help="hawkBit tenant (default DEFAULT)")
+    update.add_argument("--allow-http", action="store_true",
+                        help="allow a plain http URL (the token travels unencrypted)")
     admin.set_defaults(run=_admin)
     return parser
 

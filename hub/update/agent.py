@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_STATUS_BYTES = 256 * 1024  # the agent's own cap on its state files
 MAX_TEXT = 500
@@ -115,6 +116,40 @@ class UpdateStatus:
         return doc
 
 
+AGENT_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,32}")  # what hawkBit and goosebit accept
+AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class AgentServer:
+    """The update agent's fleet server, validated as the agent validates its file."""
+
+    url: str
+    device_id: str
+    token: str
+    tenant: str = "DEFAULT"
+    allow_http: bool = False
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username or len(self.url) > 2048:
+            raise UpdateRequestError("the update server must be http(s)://host[:port][/path]")
+        if parts.scheme == "http" and not self.allow_http:
+            raise UpdateRequestError("plain http sends the token unencrypted: allow it "
+                                     "explicitly (--allow-http) or use https")
+        for name, value in (("device id", self.device_id), ("tenant", self.tenant)):
+            if not AGENT_NAME.fullmatch(value):
+                raise UpdateRequestError(f"the {name} must be 1-64 letters, digits, '.', '_' "
+                                         "or '-'")
+        if not AGENT_TOKEN.fullmatch(self.token):
+            raise UpdateRequestError("the token must be 1-32 letters, digits or ._~+/=-")
+
+    def as_json(self) -> dict[str, str]:
+        return {"server_url": self.url, "tenant": self.tenant,
+                "controller_id": self.device_id, "token": self.token}
+
+
 class UpdateAgent:
     """Reads the agent's status file and leaves it requests (ota/README.md)."""
 
@@ -176,6 +211,30 @@ class UpdateAgent:
         if not current.can_cancel:
             raise UpdateRequestError(f"nothing to stop (state: {current.state})")
         self._write({"action": "cancel"})
+
+    # --- the agent's server (support staff, as root: the file holds the token) -----------
+    @property
+    def config_file(self) -> Path | None:
+        return None if self.status_file is None else self.status_file.parent / "agent.json"
+
+    def configure(self, server: AgentServer) -> Path:
+        """Point the agent at its fleet server: `agent.json` (0600), keeping its other keys.
+        The agent reads it when it starts. Raises UpdateRequestError naming what is wrong."""
+        target = self.config_file
+        if target is None:
+            raise UpdateRequestError("updates are not set up on this hub (update_status_file)")
+        try:
+            kept = json.loads(_read_regular(target, MAX_STATUS_BYTES))
+        except (OSError, ValueError, UnicodeDecodeError):
+            kept = {}
+        doc = {**(kept if isinstance(kept, dict) else {}), **server.as_json()}
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, json.dumps(doc).encode(), mode=0o600)
+        except PermissionError:
+            raise UpdateRequestError(f"{target} belongs to the update agent (root): run this "
+                                     "as root") from None
+        return target
 
     def _write(self, request: dict[str, str]) -> None:
         target = self.request_file

@@ -105,3 +105,32 @@ def test_admin_without_a_config_file_says_what_to_do(tmp_path):
         assert "Traceback" not in done.stderr
         assert "no config file was read" in done.stderr and "HUB_CONFIG" in done.stderr
         assert "/data/hub/hub.toml does not exist" in done.stderr
+
+
+def test_admin_update_server_writes_the_agents_file(hub_config, tmp_path):
+    """`hub admin update-server` leaves exactly what the update agent accepts, 0600, next to
+    the agent's status file; bad values are refused with a message and write nothing."""
+    import json
+    import stat as stat_
+
+    from ota.agent.config import validate
+
+    agent_file = Path(hub_config["update_status_file"]).parent / "agent.json"
+    token = "Tok3n-for-the-fleet_0123456789ab"
+    done = _hub(hub_config, "admin", "update-server", "--url", "https://fleet.example:8060/",
+                "--device-id", "cydynni-0042", "--token", token)
+    out = done.communicate(timeout=60)[0].decode()
+    assert done.returncode == 0, out
+    assert token not in out and "restart the agent" in out
+    assert stat_.S_IMODE(agent_file.stat().st_mode) == 0o600
+    assert validate(json.loads(agent_file.read_text())) == {
+        "server_url": "https://fleet.example:8060/", "tenant": "DEFAULT",
+        "controller_id": "cydynni-0042", "token": token}
+    for bad, says in ((["--url", "http://fleet.example/"], "plain http"),
+                      (["--url", "https://fleet.example/", "--token", token + "x"], "token"),
+                      (["--url", "https://fleet.example/?a=b"], "http(s)://")):
+        args = ["--device-id", "cydynni-0042", "--token", token, *bad]
+        refused = _hub(hub_config, "admin", "update-server", *args)
+        out = refused.communicate(timeout=60)[0].decode()
+        assert refused.returncode == 2 and says in out, out
+    assert json.loads(agent_file.read_text())["server_url"] == "https://fleet.example:8060/"
