@@ -48,7 +48,7 @@ sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.
 sock.settimeout(0.5)
 wanted = {"_http._tcp.local": 12, "_mqtt._tcp.local": 12, "cydynni.local": 1}
 got = {}
-deadline = time.time() + 20
+deadline = time.time() + 45
 while time.time() < deadline and len(got) < len(wanted):
     for name, qtype in wanted.items():
         if name in got:
@@ -66,11 +66,13 @@ print(json.dumps(got))
 """
 
 PUBLISH = """
-import time
+import os, sys, time
 from hub.worker.device.discovery import Mdns
 mdns = Mdns(80, 1883)
 mdns.tick(0)
-time.sleep(float(__import__("sys").argv[1]))
+deadline = time.monotonic() + 60
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:  # the test says stop
+    time.sleep(0.2)
 print(sorted(cmd[0] for cmd, proc in mdns.procs.items() if proc.poll() is None))
 mdns.stop()
 """
@@ -106,11 +108,15 @@ def test_mdns_services_are_found_from_the_other_namespace(tmp_path: Path):
                  "exec avahi-daemon --no-drop-root --no-chroot --no-rlimits "
                  f"-f {tmp_path / 'avahi.conf'}"],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            publisher = pair.python(pair.sender, "-c", PUBLISH, "8", env=env)
+            # The services stay up until the query is done: under load avahi takes several
+            # seconds to start, probe and announce (a fixed 8 s was once too short).
+            stop = tmp_path / "stop"
+            publisher = pair.python(pair.sender, "-c", PUBLISH, str(stop), env=env)
             query = pair.python(pair.receiver, "-c", QUERY, pair.receiver_ip)
-            answers_out, err = query.communicate(timeout=60)
+            answers_out, err = query.communicate(timeout=90)
+            stop.touch()
             assert query.returncode == 0, err
-            published, perr = publisher.communicate(timeout=60)
+            published, perr = publisher.communicate(timeout=90)
         finally:
             for proc in reversed(started):
                 proc.terminate()
