@@ -211,13 +211,18 @@
       .then(function (j) {
         markStep(j.step);
         if (j.step !== "reading" && j.step !== "gone") { setTimeout(function () { followPairing(id); }, 1000); }
-        else { pairingDevice = null; byId("pair-close").hidden = false; }
+        // Finished: the pop-up stays with its ticks until the household presses Close
+        // (a poll that no longer lists the device must not close it under their eyes).
+        else { pairingDevice = "finished"; byId("pair-close").hidden = false; }
       })
       .catch(function () { setTimeout(function () { followPairing(id); }, 2000); });
   }
   if (dialog) {
     byId("pair-allow").addEventListener("click", function () {
       var ip = shownIp;
+      // From the click on: a poll that no longer lists this (now allowed) device must not
+      // close the pop-up before the answer arrives.
+      pairingDevice = "allowing";
       post("/devices/pair/allow", { ip: ip }).then(function (j) {
         pairingDevice = j.device;
         clearInterval(countdown); setText("pair-countdown", "");
@@ -225,6 +230,7 @@
         byId("pair-steps").hidden = false; markStep("sending");
         followPairing(j.device);
       }).catch(function (e) {
+        pairingDevice = null;
         clearInterval(countdown);
         setText("pair-countdown", t("js.pair_failed", { message: e.message }));
       });
@@ -234,7 +240,11 @@
       post("/devices/pair/ignore", { ip: shownIp }).catch(function () {});
       clearInterval(countdown); dialog.close(); shownIp = null;
     });
-    byId("pair-close").addEventListener("click", function () { dialog.close(); shownIp = null; });
+    byId("pair-close").addEventListener("click", function () { dialog.close(); });
+    dialog.addEventListener("close", function () {  // Close, or Escape
+      if (pairingDevice === "finished") { pairingDevice = null; }
+      shownIp = null;
+    });
   }
 
   /* ---- schedule editor preview ----------------------------------------------------------- */
