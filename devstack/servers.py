@@ -43,6 +43,17 @@ def redis_argv(port: int, data: Path) -> list[str]:
             "--maxmemory", "512mb", "--maxmemory-policy", "noeviction", "--daemonize", "no"]
 
 
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
 class ServerStartError(RuntimeError):
     """A test server did not come up; the message names it and points at its log."""
 
@@ -131,11 +142,7 @@ class Servers:
             if proc.poll() is None:
                 proc.terminate()
         for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=20)
         self.procs.clear()
 
     # -- Redis -------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     response_schema_conformance,
 )
 
-from devstack.servers import free_port, hub_env  # noqa: E402
+from devstack.servers import free_port, hub_env, stop_process  # noqa: E402
 from tests.client import Client  # noqa: E402
 from tests.conftest import SETUP_CODE  # noqa: E402
 
@@ -103,12 +103,7 @@ def hub_web(hub_config, tmp_path):
             assert time.monotonic() < deadline, "hub web did not answer in 60 s"
             time.sleep(0.1)
     yield proc, f"http://127.0.0.1:{port}", log
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, timeout=30)
 
 
 def _world(base: str, ctx) -> dict:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.servers import free_port
+from devstack.servers import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("GOOSEBIT_VENV", REPO / ".venv-goosebit"))
@@ -77,12 +77,7 @@ class Goosebit:
             server.setup_user()
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
             log.close()
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.servers import stop_process
 from tests.ota.conftest import COMPATIBLE
 
 
@@ -84,10 +85,5 @@ def running(directory: Path, keyring: Path, booted: str,
         yield RaucService(directory, env, fw_config)
     finally:
         for proc in (service, bus):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         log.close()
