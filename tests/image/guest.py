@@ -150,5 +150,5 @@ class Guest:
                     return time.monotonic() - self.started
             except (OSError, urllib.error.URLError) as exc:
                 last = exc
-            time.sleep(3)
+            time.sleep(1)  # the boot figure is read from this poll
         raise self.error(f"hub not healthy within {timeout:.0f} s; last answer {last!r}")
