@@ -306,113 +306,95 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     The canonical split of [a, b) puts its nodes of level >= LEVEL0 exactly over the whole
     blocks inside [a, b); its nodes below LEVEL0 lie in the block holding a (left nodes) or
     b (right nodes).  So the trees of those edge blocks are computed once from the raw
-    slots, the whole blocks come from ``_high_nodes``, and the fold adds, per bucket, the
-    left nodes by ascending level then the right nodes by descending level (an absent node
-    adds +0.0, a no-op: acc starts at +0.0 and never becomes -0.0)."""
+    slots, the whole blocks come from the summary (or their children: ``_high_nodes``), and
+    the fold adds, per bucket, the left nodes by ascending level then the right nodes by
+    descending level (an absent node adds +0.0, a no-op: acc starts at +0.0 and never
+    becomes -0.0)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     n = len(a)
-    acc = np.zeros(n)
     if n == 0 or not (b > a).any():
-        return acc, np.zeros(n, dtype=np.int64)
-    levels = int((b - a).max()).bit_length()
+        return np.zeros(n), np.zeros(n, dtype=np.int64)
     block_a, block_b = a >> LEVEL0, b >> LEVEL0
     keys = np.empty(2 * n, dtype=np.int64)
     keys[0::2], keys[1::2] = block_a, block_b  # sorted already when the buckets are
     new = keys[1:] != keys[:-1]
     if (keys[1:] >= keys[:-1]).all():
-        blocks = keys[np.concatenate([[True], new])]
-        row = np.concatenate([[0], np.cumsum(new)])
+        blocks = keys[np.concatenate(([True], new))]
+        row = np.empty(2 * n, dtype=np.int64)
+        row[0] = 0
+        np.cumsum(new, out=row[1:])
     else:
         blocks, row = np.unique(keys, return_inverse=True)
     row_a, row_b = row[0::2], row[1::2]
+    whole_a = -((-a) >> LEVEL0)  # the whole blocks of [a, b) are [whole_a, whole_b)
+    whole_b = block_b
     scratch = _SCRATCH.fit(len(blocks)) if len(blocks) <= SCRATCH_BLOCKS and (
         _SCRATCH.lock.acquire(blocking=False)) else None
     try:
-        left, right, gaps = _low_nodes(view, a, b, levels, blocks, row_a, row_b, scratch)
+        m = len(blocks)
+        leaves = (np.empty(m * BLOCK + 1, dtype=VALUE_DTYPE) if scratch is None
+                  else scratch.leaves[: m * BLOCK + 1])
+        _block_rows(view, blocks, leaves[: m * BLOCK].reshape(m, BLOCK))
+        inner, gaps = _edge_trees(leaves, m, scratch)
+        left, right = _low_nodes(a, b, whole_a, whole_b, m, row_a, row_b, leaves, inner)
     finally:
         if scratch is not None:
             scratch.lock.release()
-    low = len(left)
     # Slots below LEVEL0: [a, min(b, A)) in a's block and [max(B, A), b) in b's block, with
     # A, B the first and last block boundaries in [a, b); their count minus their NaNs.
-    first_a, first_b = block_a << LEVEL0, block_b << LEVEL0
-    whole_a = -((-a) >> LEVEL0) << LEVEL0
-    edges = np.stack([row_a * BLOCK + (a - first_a),
-                      row_a * BLOCK + (np.minimum(b, whole_a) - first_a),
-                      row_b * BLOCK + (np.minimum(np.maximum(first_b, whole_a), b) - first_b),
-                      row_b * BLOCK + (b - first_b)], axis=1)  # (n, 4): mostly sorted
+    edges = np.empty((n, 4), dtype=np.int64)  # flat positions in the edge blocks' leaves:
+    first_a = (row_a - block_a) << LEVEL0  # mostly sorted, as searchsorted likes them
+    first_b = (row_b - block_b) << LEVEL0
+    edges[:, 0] = first_a + a
+    edges[:, 1] = first_a + np.minimum(b, whole_a << LEVEL0)
+    edges[:, 2] = first_b + np.minimum(np.maximum(whole_b, whole_a) << LEVEL0, b)
+    edges[:, 3] = first_b + b
     if len(gaps):
-        edges -= np.searchsorted(gaps, edges.ravel()).reshape(n, 4)  # minus NaNs before
+        edges -= np.searchsorted(gaps, edges)  # minus the NaNs before
     counts = edges[:, 1] - edges[:, 0] + edges[:, 3] - edges[:, 2]
-    for r in range(low):
+    acc = np.zeros(n)
+    for r in range(LEVEL0):
         acc += left[r]
-    if levels > LEVEL0:
-        hks = np.arange(LEVEL0, levels, dtype=np.int64)[:, None]
-        hlo = -((-a) >> hks)
-        hhi = b >> hks
-        hinside = hlo < hhi
-        take = np.concatenate([((hlo & 1) == 1) & hinside, (((hhi & 1) == 1) & hinside)[::-1]])
-        node_j = np.concatenate([hlo, (hhi - 1)[::-1]])
-        level_of_row = np.concatenate([hks[:, 0], hks[::-1, 0]])
-        k = level_of_row[:, None]
-        terms = np.zeros(take.shape)
-        high_counts = np.zeros(take.shape, dtype=np.int64)
-        todo = take
-        if (summary is not None and summary.start_time == view.meta.start_time
-                and summary.interval == view.meta.interval):
-            # Gather every node the summary may answer for (see _stored_index) at once.
-            stored = take
-            if b.max() > view.base_npoints:  # nodes over pending points are not stored
-                stored = take & (((node_j + 1) << k) <= view.base_npoints)
-            index = node_index(k, node_j)  # meaningless where not taken: clipped, masked
-            if len(summary.nodes) < node_total(view.base_npoints):
-                stored = stored & (index < len(summary.nodes))  # not in place: take
-            if len(view.overwrite_pos):
-                stored = stored & ~_touches(view.overwrite_pos, node_j << k, (node_j + 1) << k)
-            records = summary.nodes.take(index, mode="clip")  # one pass over the map
-            fetched = np.where(stored, records["count"], 0)
-            if (fetched > (1 << k)).any():
-                raise CorruptSummary(summary.path, "a node counts more values than it has "
-                                     "slots")
-            terms = np.where(stored, records["sum"], 0.0)
-            high_counts = fetched.astype(np.int64)
-            todo = take & ~stored
-        rows, cols = np.nonzero(todo) if todo.any() else ((), ())
-        if len(rows):  # the rest from their children (plain read, overlays, a lagging file)
-            s, c = _high_nodes(view, level_of_row[rows], node_j[rows, cols], summary)
-            terms[rows, cols] = s
-            high_counts[rows, cols] = c
-        for r in range(len(terms)):
-            acc += terms[r]
-        counts += high_counts.sum(axis=0)
-    for r in range(low - 1, -1, -1):
+    if (whole_b > whole_a).any():
+        counts += _add_high_nodes(view, acc, whole_a, whole_b, summary)
+    for r in range(LEVEL0 - 1, -1, -1):
         acc += right[r]
     return acc, counts
 
 
-def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarray,
-               row_a: np.ndarray, row_b: np.ndarray, scratch: _Scratch | None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The left and right nodes below LEVEL0 of each bucket, (levels, n) with 0.0 where a
-    bucket has none, from the trees of its edge blocks (``blocks[row_a]``, ``blocks[row_b]``);
-    and the flat positions of the NaN slots in those blocks (row * BLOCK + offset)."""
-    leaves, inner, gaps = _edge_trees(_block_rows(view, blocks, scratch), scratch)
-    m = len(blocks)
-    low = min(levels, LEVEL0)
-    ks = _LOW_LEVELS[:low]
-    lo = -((-a) >> ks)  # ceil(a / 2**k): first whole node at level k; shape (low, n)
-    hi = b >> ks  # floor(b / 2**k): end of the whole nodes at level k
-    inside = lo < hi
-    width = _LOW_WIDTH[:low]
-    # Node j of level k is node j % width of its block's level k (width divides j's block
-    # start): at flat position m * offset(k) + row * width + j % width.
-    offset = m * _LOW_OFFSET[:low]
-    at = offset + row_a * width + (lo & (width - 1))
-    left = np.where((lo & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
-    at = offset + row_b * width + ((hi - 1) & (width - 1))
-    right = np.where((hi & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
-    return left, right, gaps
+def _low_nodes(a: np.ndarray, b: np.ndarray, whole_a: np.ndarray, whole_b: np.ndarray,
+               m: int, row_a: np.ndarray, row_b: np.ndarray, leaves: np.ndarray,
+               inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The left and right nodes below LEVEL0 of each bucket, (LEVEL0, n) by level with 0.0
+    where a bucket has none, from the trees of its edge blocks (rows ``row_a``, ``row_b``
+    of the m edge blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
+    if (whole_a <= whole_b).all():
+        # Every bucket holds a block boundary: its left nodes are those of [a, A) and its
+        # right nodes those of [B, b), which depend only on a's and b's offsets: tables.
+        left = _LOW_LEFT[:, a & (BLOCK - 1)]
+        right = _LOW_RIGHT[:, b & (BLOCK - 1)]
+    else:  # the general split; lo, hi: the whole nodes of [a, b) at level k are [lo, hi)
+        lo = -((-a) >> _LOW_LEVELS)
+        hi = b >> _LOW_LEVELS
+        inside = lo < hi
+        left = np.where((lo & 1).astype(bool) & inside, lo & (_LOW_WIDTH - 1), _ABSENT)
+        right = np.where((hi & 1).astype(bool) & inside, (hi - 1) & (_LOW_WIDTH - 1),
+                         _ABSENT)
+    return (_low_values(left, row_a, m, leaves, inner),
+            _low_values(right, row_b, m, leaves, inner))
+
+
+def _low_values(at: np.ndarray, row: np.ndarray, m: int, leaves: np.ndarray,
+                inner: np.ndarray) -> np.ndarray:
+    """Sums of the nodes at position ``at[k]`` of level k of block row ``row`` (_ABSENT:
+    none, 0.0): positions past the end clip to the 0.0 that ends ``leaves`` and ``inner``."""
+    flat = at + row * _LOW_WIDTH
+    flat[1:] += m * _LOW_OFFSET[1:]
+    out = np.empty(at.shape)
+    out[0] = leaves.take(flat[0], mode="clip")
+    out[1:] = inner.take(flat[1:], mode="clip")
+    return out
 
 
 class _Scratch:
@@ -423,14 +405,14 @@ class _Scratch:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rows = np.empty((0, BLOCK), dtype=VALUE_DTYPE)
-        self.inner = np.empty(0)
+        self.leaves = np.empty(1, dtype=VALUE_DTYPE)
+        self.inner = np.empty(1)
 
     def fit(self, blocks: int) -> _Scratch:
-        if len(self.rows) < blocks:
-            blocks = min(SCRATCH_BLOCKS, max(blocks, 2 * len(self.rows), 64))
-            self.rows = np.empty((blocks, BLOCK), dtype=VALUE_DTYPE)
-            self.inner = np.empty(blocks * (BLOCK - 2))
+        if len(self.leaves) < blocks * BLOCK + 1:
+            blocks = min(SCRATCH_BLOCKS, max(blocks, 2 * (len(self.leaves) // BLOCK), 64))
+            self.leaves = np.empty(blocks * BLOCK + 1, dtype=VALUE_DTYPE)
+            self.inner = np.empty(blocks * (BLOCK - 2) + 1)
         return self
 
 
@@ -438,43 +420,125 @@ SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers 
 _SCRATCH = _Scratch()
 
 
+def _split_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For each offset o in a block: the position within its level of the left node at
+    level k < LEVEL0 of [o, BLOCK) and of the right node of [0, o); _ABSENT where none."""
+    left = np.full((LEVEL0, BLOCK), _ABSENT, dtype=np.int64)
+    right = np.full((LEVEL0, BLOCK), _ABSENT, dtype=np.int64)
+    for o in range(BLOCK):
+        lo, hi = o, BLOCK
+        for k in range(LEVEL0):
+            if lo < hi and lo & 1:
+                left[k, o] = lo
+                lo += 1
+            lo, hi = lo >> 1, hi >> 1
+        lo, hi = 0, o
+        for k in range(LEVEL0):
+            if lo < hi and hi & 1:
+                hi -= 1
+                right[k, o] = hi
+            lo, hi = lo >> 1, hi >> 1
+    return left, right
+
+
+_ABSENT = 1 << 40  # a node position that clips to the 0.0 ending the buffers
 _LOW_LEVELS = np.arange(LEVEL0, dtype=np.int64)[:, None]
 _LOW_WIDTH = BLOCK >> _LOW_LEVELS  # nodes per block at each level below LEVEL0
 # Where level k >= 1 starts in the ``inner`` array of m blocks, in units of m: levels are
 # stored one after the other, each row-major.  Level 0 (the leaves) is apart: offset 0.
 _LOW_OFFSET = np.where(_LOW_LEVELS > 0, BLOCK - (2 * BLOCK >> _LOW_LEVELS), 0)
+_LOW_LEFT, _LOW_RIGHT = _split_tables()
 
 
-def _gather(leaves: np.ndarray, inner: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Node sums at flat positions ``at`` (rows: levels from 0), level 0 from the leaves."""
-    out = np.empty(at.shape)
-    out[0] = leaves.take(at[0])
-    if len(at) > 1:
-        out[1:] = inner.take(at[1:])
-    return out
-
-
-def _edge_trees(rows: np.ndarray, scratch: _Scratch | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For (m, BLOCK) float32 rows (a copy this may change): the leaves (float32, NaN as
-    +0.0, flat), the canonical sums of the nodes of levels 1..LEVEL0-1 (float64, flat, level
-    after level, see _LOW_OFFSET) and the flat positions of the NaN slots, sorted."""
-    m = len(rows)
-    leaves = rows.ravel()
-    isnan = np.isnan(leaves)
-    gaps = np.flatnonzero(isnan)
-    if len(gaps):
-        leaves[gaps] = 0.0
-    inner = np.empty(m * (BLOCK - 2)) if scratch is None else scratch.inner[: m * (BLOCK - 2)]
+def _edge_trees(leaves: np.ndarray, m: int, scratch: _Scratch | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """For the slots of m edge blocks, flat float32 followed by one spare slot (a copy this
+    changes: NaN becomes +0.0, the spare slot 0.0): the canonical sums of the nodes of
+    levels 1..LEVEL0-1 (float64, flat, level after level, see _LOW_OFFSET, then a 0.0) and
+    the flat positions of the NaN slots, sorted."""
+    gaps = np.flatnonzero(np.isnan(leaves))
+    leaves[gaps] = 0.0
+    leaves[-1] = 0.0
+    size = m * (BLOCK - 2)
+    inner = np.empty(size + 1) if scratch is None else scratch.inner[: size + 1]
+    inner[size] = 0.0
     level = inner[: m * BLOCK // 2]
-    np.add(leaves[0::2], leaves[1::2], out=level, dtype=np.float64)  # float32 -> 64 exact
+    slots = leaves[: m * BLOCK]
+    np.add(slots[0::2], slots[1::2], out=level, dtype=np.float64)  # float32 -> 64 exact
     start = len(level)
     while len(level) > 2 * m:
         nxt = inner[start: start + len(level) // 2]
         np.add(level[0::2], level[1::2], out=nxt)
         start += len(nxt)
         level = nxt
-    return leaves, inner, gaps
+    return inner, gaps[gaps < m * BLOCK]
+
+
+def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndarray,
+                    summary: Summary | None) -> np.ndarray:
+    """Add to ``acc`` each bucket's nodes of level >= LEVEL0, the canonical split of its
+    whole blocks [whole_a, whole_b): left nodes by ascending level, then right nodes by
+    descending level.  Returns their counts."""
+    levels = int((whole_b - whole_a).max()).bit_length()  # above LEVEL0
+    ks = _HIGH_LEVELS[:levels]
+    lo = -((-whole_a) >> ks)  # the whole nodes at level LEVEL0 + k are [lo, hi)
+    hi = whole_b >> ks
+    inside = lo < hi
+    # Rows: the left nodes (lo) by ascending level, then the right ones (hi - 1) descending;
+    # only the nodes taken are looked at (untaken slots would be random reads of the map).
+    take = np.concatenate(((lo & 1).astype(bool) & inside,
+                           ((hi & 1).astype(bool) & inside)[::-1]))
+    n = take.shape[1]
+    flat = np.flatnonzero(take)  # (row, bucket) of each node taken, row-major
+    row = flat // n
+    k = np.concatenate((ks[:, 0], ks[::-1, 0])).take(row)
+    ends = np.concatenate((lo + 1, hi[::-1])).take(flat) << k  # node ends, in blocks
+    sums = np.empty(len(k))
+    counts = np.empty(len(k), dtype=np.int64)
+    todo = None
+    if (summary is not None and summary.start_time == view.meta.start_time
+            and summary.interval == view.meta.interval):
+        # Gather every node the summary may answer for (see _stored_index) at once.
+        last = ends - 1
+        index = 2 * last - np.bitwise_count(last) + k  # node_index
+        stored = None
+        if int(whole_b.max()) << LEVEL0 > view.base_npoints:  # not stored over pending
+            stored = (ends << LEVEL0) <= view.base_npoints
+        if len(summary.nodes) < node_total(view.base_npoints):  # not in place: take
+            stored = index < len(summary.nodes) if stored is None else (
+                stored & (index < len(summary.nodes)))
+        if len(view.overwrite_pos):
+            over = _touches(view.overwrite_pos, (ends - (1 << k)) << LEVEL0, ends << LEVEL0)
+            stored = ~over if stored is None else stored & ~over
+        if stored is not None and not stored.all():
+            todo = ~stored
+            index = index[stored]
+        records = summary.nodes.take(index)  # one pass over the map
+        fetched = records["count"].astype(np.int64)
+        if (fetched > (1 << ((k if todo is None else k[stored]) + LEVEL0))).any():
+            raise CorruptSummary(summary.path, "a node counts more values than it has "
+                                 "slots")
+        if todo is None:
+            sums, counts = records["sum"], fetched
+        else:
+            sums[stored] = records["sum"]
+            counts[stored] = fetched
+    else:
+        todo = np.ones(len(k), dtype=bool)
+    if todo is not None and todo.any():  # the rest from their children (plain read,
+        node_k = k[todo]  # overlays, a lagging file)
+        sums[todo], counts[todo] = _high_nodes(view, node_k + LEVEL0,
+                                               (ends[todo] >> node_k) - 1, summary)
+    terms = np.zeros(take.shape)
+    terms.put(flat, sums)
+    for r in range(len(terms)):
+        acc += terms[r]
+    # Integer sums: exact in float64 weights below 2**53 slots.
+    return np.bincount(flat - row * n, weights=counts, minlength=n).astype(np.int64)
+
+
+_HIGH_LEVELS = np.arange(64 - LEVEL0, dtype=np.int64)[:, None]
+
 
 
 def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
@@ -529,18 +593,15 @@ def _touches(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return np.searchsorted(positions, starts) < np.searchsorted(positions, ends)
 
 
-def _block_rows(view, blocks: np.ndarray, scratch: _Scratch | None = None) -> np.ndarray:
-    """(len(blocks), BLOCK) float32 slots of the view (a copy, in ``scratch`` if given); NaN
+def _block_rows(view, blocks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(len(blocks), BLOCK) float32 slots of the view (a copy, into ``out`` if given); NaN
     beyond its end."""
     full = view.base_npoints // BLOCK
     by_block = np.asarray(view.base)[: full * BLOCK].reshape(full, BLOCK)  # no memmap overhead
     clean = blocks < full
     if len(view.overwrite_pos):
         clean &= ~_touches(view.overwrite_pos, blocks << LEVEL0, (blocks + 1) << LEVEL0)
-    if scratch is None:
-        rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE)
-    else:
-        rows = scratch.rows[: len(blocks)]
+    rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE) if out is None else out
     if full:  # the rows not clean are overwritten below
         by_block.take(blocks, axis=0, mode="clip", out=rows)
     if clean.all():
