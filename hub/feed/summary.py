@@ -363,7 +363,7 @@ def bucket_means(view, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             os.unlink(exc.path)
         sums, counts = bucket_sums(view, a, b, None)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return np.where(counts > 0, sums / counts, np.nan)
 
 
 def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
@@ -658,15 +658,19 @@ def _gather(summary: Summary, level: np.ndarray, ends: np.ndarray
     if len(high):
         counts[high] = summary.counts32[at[high] + 8]
     if len(high) < len(level):
-        for k in range(LEVEL0 + 1, LEVEL_HIGH):
-            sel = np.flatnonzero(level == k)
-            if not len(sel):
-                continue
-            first = at[sel]
-            parts = [(sums[sel], counts[sel])] + [
-                (summary.sums[first + i * BASE_SIZE],
-                 summary.counts8[first + (i * BASE_SIZE + 8)].astype(np.int64))
-                for i in range(1, 1 << (k - LEVEL0))]
+        # The other level-LEVEL0 nodes under the unstored ones, all read in one pass.
+        sels = [(k, np.flatnonzero(level == k)) for k in range(LEVEL0 + 1, LEVEL_HIGH)]
+        where = np.concatenate([at[sel] + i * BASE_SIZE for k, sel in sels
+                                for i in range(1, 1 << (k - LEVEL0))])
+        more_sums = summary.sums[where]
+        more_counts = summary.counts8[where + 8].astype(np.int64)
+        done = 0
+        for k, sel in sels:
+            parts = [(sums[sel], counts[sel])]
+            for _ in range(1, 1 << (k - LEVEL0)):
+                parts.append((more_sums[done: done + len(sel)],
+                              more_counts[done: done + len(sel)]))
+                done += len(sel)
             while len(parts) > 1:
                 parts = [(s1 + s2, c1 + c2)
                          for (s1, c1), (s2, c2) in zip(parts[0::2], parts[1::2], strict=True)]
