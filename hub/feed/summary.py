@@ -436,32 +436,28 @@ def _low_nodes(a: np.ndarray, b: np.ndarray, whole_a: np.ndarray, whole_b: np.nd
     """The left and right nodes below LEVEL0 of each bucket, (LEVEL0, n) by level with 0.0
     where a bucket has none, from the trees of its edge blocks (rows ``row_a``, ``row_b``
     of the m edge blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
+    n = len(a)
     if (whole_a <= whole_b).all():
         # Every bucket holds a block boundary: its left nodes are those of [a, A) and its
         # right nodes those of [B, b), which depend only on a's and b's offsets: tables.
-        left = _LOW_LEFT[:, a & (BLOCK - 1)]
-        right = _LOW_RIGHT[:, b & (BLOCK - 1)]
+        at = _LOW_TABLES.take(np.concatenate((a & (BLOCK - 1), (b & (BLOCK - 1)) + BLOCK)),
+                              axis=1)
     else:  # the general split; lo, hi: the whole nodes of [a, b) at level k are [lo, hi)
         lo = -((-a) >> _LOW_LEVELS)
         hi = b >> _LOW_LEVELS
         inside = lo < hi
-        left = np.where((lo & 1).astype(bool) & inside, lo & (_LOW_WIDTH - 1), _ABSENT)
-        right = np.where((hi & 1).astype(bool) & inside, (hi - 1) & (_LOW_WIDTH - 1),
-                         _ABSENT)
-    return (_low_values(left, row_a, m, leaves, inner),
-            _low_values(right, row_b, m, leaves, inner))
-
-
-def _low_values(at: np.ndarray, row: np.ndarray, m: int, leaves: np.ndarray,
-                inner: np.ndarray) -> np.ndarray:
-    """Sums of the nodes at position ``at[k]`` of level k of block row ``row`` (_ABSENT:
-    none, 0.0): positions past the end clip to the 0.0 that ends ``leaves`` and ``inner``."""
-    flat = at + row * _LOW_WIDTH
-    flat[1:] += m * _LOW_OFFSET[1:]
+        at = np.concatenate((
+            np.where((lo & 1).astype(bool) & inside, lo & (_LOW_WIDTH - 1), _ABSENT),
+            np.where((hi & 1).astype(bool) & inside, (hi - 1) & (_LOW_WIDTH - 1), _ABSENT)),
+            axis=1)
+    # Node at position p of level k of block row r: leaves[r * BLOCK + p] for k = 0, else
+    # inner[m * _LOW_OFFSET[k] + r * width(k) + p]; _ABSENT clips to the 0.0 ending both.
+    at += np.concatenate((row_a, row_b)) * _LOW_WIDTH
+    at[1:] += m * _LOW_OFFSET[1:]
     out = np.empty(at.shape)
-    out[0] = leaves.take(flat[0], mode="clip")
-    out[1:] = inner.take(flat[1:], mode="clip")
-    return out
+    out[0] = leaves.take(at[0], mode="clip")
+    out[1:] = inner.take(at[1:], mode="clip")
+    return out[:, :n], out[:, n:]
 
 
 class _Scratch:
@@ -516,7 +512,8 @@ _LOW_WIDTH = BLOCK >> _LOW_LEVELS  # nodes per block at each level below LEVEL0
 # Where level k >= 1 starts in the ``inner`` array of m blocks, in units of m: levels are
 # stored one after the other, each row-major.  Level 0 (the leaves) is apart: offset 0.
 _LOW_OFFSET = np.where(_LOW_LEVELS > 0, BLOCK - (2 * BLOCK >> _LOW_LEVELS), 0)
-_LOW_LEFT, _LOW_RIGHT = _split_tables(LEVEL0)
+_LOW_TABLES = np.concatenate(_split_tables(LEVEL0), axis=1)  # left | right, by offset
+
 
 def _edge_trees(leaves: np.ndarray, m: int, scratch: _Scratch | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
