@@ -704,9 +704,16 @@ def _block_rows(view, blocks: np.ndarray, out: np.ndarray | None = None) -> np.n
         by_block.take(blocks, axis=0, mode="clip", out=rows)
     if clean.all():
         return rows
-    other = blocks[~clean]
-    positions = ((other << LEVEL0)[:, None] + _OFFSETS).ravel()
-    rows[~clean] = view.take(positions).reshape(-1, BLOCK)
+    other = np.flatnonzero(~clean)
+    if view.plain:  # blocks past the last whole one: the file's tail, then NaN
+        rows[other] = np.nan
+        tail = view.base_npoints - full * BLOCK
+        last = other[blocks[other] == full]
+        if tail and len(last):
+            rows[last, :tail] = np.asarray(view.base)[full * BLOCK: view.base_npoints]
+        return rows
+    positions = ((blocks[other] << LEVEL0)[:, None] + _OFFSETS).ravel()
+    rows[other] = view.take(positions).reshape(-1, BLOCK)
     return rows
 
 
