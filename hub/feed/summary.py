@@ -551,8 +551,7 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     inside = lo < hi
     # Rows: the left nodes (lo) by ascending level, then the right ones (hi - 1) descending;
     # only the nodes taken are looked at (untaken slots would be random reads of the map).
-    take = np.concatenate(((lo & 1).astype(bool) & inside,
-                           ((hi & 1).astype(bool) & inside)[::-1]))
+    take = np.concatenate((lo & inside, (hi & inside)[::-1]))  # lowest bit, where inside
     n = take.shape[1]
     flat = np.flatnonzero(take)  # (row, bucket) of each node taken, row-major
     row = flat // n
