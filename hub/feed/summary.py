@@ -479,7 +479,7 @@ class _Scratch:
         return self
 
 
-SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers (3.1 MiB)
+SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers (0.8 + 1.5 MiB)
 _SCRATCH = _Scratch()
 
 
