@@ -687,9 +687,8 @@ def _samples(view: FeedView, times: np.ndarray) -> np.ndarray:
 def _averages(view: FeedView, div_starts: np.ndarray, div_ends: np.ndarray) -> np.ndarray:
     """Mean of the non-NaN slots in [div_start, div_end) for every division, NaN if none."""
     meta = view.meta
-    a = np.clip((div_starts - meta.start_time) // meta.interval, 0, meta.npoints)
-    b = np.clip((div_ends - meta.start_time) // meta.interval, 0, meta.npoints)
-    b = np.maximum(a, b)
+    a = np.minimum(np.maximum((div_starts - meta.start_time) // meta.interval, 0), meta.npoints)
+    b = np.minimum(np.maximum((div_ends - meta.start_time) // meta.interval, a), meta.npoints)
     # Canonical dyadic sums, from the summary sidecar where it holds them.
     return sidecar.bucket_means(view, a, b)
 

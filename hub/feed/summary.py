@@ -8,31 +8,40 @@ File format (one file per feed, next to the PHPFina pair; ``<id>`` is the feed i
 
     <id>.summary := header node*
     header       := static crc generation                     32 bytes
-      static     := magic version level0 pad interval start_time dat_inode
-                                                               24 bytes, STATIC_FORMAT '<4sHBxIIQ'
+      static     := magic version level0 level_high interval start_time dat_inode
+                                                               24 bytes, STATIC_FORMAT '<4sHBBIIQ'
         magic      4 bytes  b"PFSM"
-        version    uint16   1
-        level0     uint8    L0: the finest stored level; a level-k node spans 2**k slots
-        pad        1 byte   0
+        version    uint16   2 (version 1, 12-byte nodes from level 8, is rebuilt on sight)
+        level0     uint8    L0 = 7: the finest stored level; a level-k node spans 2**k slots
+        level_high uint8    LH = 10: levels L0 < k < LH are not stored (see Nodes)
         interval   uint32   copied from <id>.meta when the summary was (re)built
         start_time uint32   copied from <id>.meta
         dat_inode  uint64   st_ino of <id>.dat: a replaced .dat makes the summary stale
       crc        uint32   zlib.crc32(static)                   CRC_FORMAT '<I'
       generation uint32   even: in step with the .dat; odd: history is being rewritten
                                                                GENERATION_FORMAT '<I'
-    node         := sum count                                  12 bytes, NODE_FORMAT '<dI'
+    node         := base_node | high_node
+    base_node    := sum count8     a level-L0 node             9 bytes, BASE_FORMAT '<dB'
+    high_node    := sum count      a node of level >= LH       12 bytes, NODE_FORMAT '<dI'
       sum        float64  LE  canonical sum of the node's non-NaN values (below)
+      count8     uint8        number of non-NaN slots in the node (<= 128)
       count      uint32   LE  number of non-NaN slots in the node
 
-Nodes.  Node (k, j) covers slots [j * 2**k, (j + 1) * 2**k); it exists for every level
-k >= L0 once the .dat holds its last slot.  Nodes are stored in post-order (by end slot,
-then level ascending), so a growing feed only ever appends to this file, and
+Nodes.  Node (k, j) covers slots [j * 2**k, (j + 1) * 2**k); it is stored for k = L0 and
+every k >= LH once the .dat holds its last slot.  Nodes of levels L0 < k < LH are not
+stored (their bytes would break the budget of 0.1 B written per slot): a reader sums them
+from their 2**(k - L0) level-L0 nodes, which lie one after the other in the file.  Nodes
+are stored in post-order (by end slot, then level ascending), so a growing feed only ever
+appends to this file.  With high(x) = sum over m >= LH of x >> m (= 2y - popcount(y),
+y = x >> LH), node (k, j) with last slot e = (j + 1) * 2**k - 1 starts at byte
 
-    index(k, j) = sum over m >= L0 of ((j + 1) * 2**k - 1) >> m,  plus (k - L0)
-    total(npoints) = sum over m >= L0 of npoints >> m          nodes for a .dat of npoints
+    offset(k, j) = 9 * (e >> L0) + 12 * high(e)                   for k = L0
+                 = 9 * (e >> L0) + 12 * high(e) + 9 + 12 * (k - LH)  for k >= LH
+    size(npoints) = 9 * (npoints >> L0) + 12 * high(npoints)       bytes for npoints slots
 
-A file of c whole nodes holds nodes 0..c-1; a torn partial node at its end is ignored and
-overwritten by the next append (as the .dat's own torn float is).
+after the header.  Nodes wholly inside the file are usable; a torn partial node at its end
+is ignored and overwritten by the next append (as the .dat's own torn float is).  Bytes:
+9 / 128 + 24 / 1024 = 0.094 per slot written, 2.3 % of the .dat on disk.
 
 Canonical sums (the reason answers cannot change).  Leaf i is float64(value) or +0.0 for
 NaN; S(k, j) = S(k-1, 2j) + S(k-1, 2j+1) in IEEE float64.  The slots [a, b) of an output
@@ -40,15 +49,16 @@ division are split into their canonical dyadic nodes (the segment-tree split), a
 division's sum is 0.0 + the left nodes by ascending level + the right nodes by descending
 level, added one at a time; the count is the integer sum of the node counts.  The plain read
 (no sidecar: ``summary=None``) and the summary read both compute exactly this; the summary
-only supplies nodes of level >= L0 instead of recomputing them from the .dat, so the two
-are bit-identical (tests/hub/test_phpfina_summary.py checks it over random feeds).  Every
+only supplies nodes of level >= L0 instead of recomputing them from the .dat (the
+unstored levels summed from level L0 by the same rule), so the two are bit-identical
+(tests/hub/test_phpfina_summary.py checks it over random feeds).  Every
 averaged read goes through it: numeric intervals, limitinterval, calendar (DST days too),
 skipmissing, delta and dp only post-process these means.  Non-averaged reads sample single
 slots and never needed a summary.
 
 Upkeep (``prepare_write``/``finish_write``, called by ``PHPFina.write_points`` under its
 flock on the .dat):
-  0. A feed gets its sidecar once it holds a whole block (LEVEL0 slots); before, reads
+  0. A feed gets its sidecar once it holds a whole block (2**L0 slots); before, reads
      are cheap anyway.
   1. Before the .dat is touched, the sidecar is checked against it: missing, bad header,
      another interval/start_time/inode, odd generation (a writer died mid-rewrite) or more
@@ -61,19 +71,21 @@ flock on the .dat):
      synced BEFORE the .dat changes, the affected nodes are rewritten in place after it,
      synced, and the generation made even.  A crash in between leaves an odd generation,
      which forces a rebuild.  These are the only extra writes, and history rewrites are rare.
-Readers take no lock: they use node (k, j) only if it is below the file's node count, ends
-within the .dat they mapped, and holds no pending (unflushed) overwrite.  They read the
+Readers take no lock: they use node (k, j) only if its bytes (for an unstored level: its
+last level-L0 node's) are wholly in the file, it ends within the .dat they mapped, and it
+holds no pending (unflushed) overwrite.  They read the
 generation again after computing; if it moved they recompute on the plain path.  A reader
 that finds the sidecar missing, stale or behind repairs it when the .dat's flock is free,
 and otherwise reads plain (or with the nodes that are there).
 
-Cost of a read: per output division, O(log length) stored nodes plus the raw slots of the
-(at most two) 256-slot blocks its edges fall in; a 10-year range costs about what a 1-year
-range does.  Each edge block's node tree is built once per read (a block is usually the end
-of one division and the start of the next), level by level over all edge blocks at once, in
-reused scratch buffers; the stored nodes of all divisions are gathered in one pass.  For a
-year into 1,000 points that is ~1,000 blocks x 256 slots, most of the remaining time
-(bench/README.md has the figures).
+Cost of a read: per output division, O(log length) nodes of level >= L0 plus the raw slots
+of the (at most two) 128-slot blocks its edges fall in.  Each edge block's node tree is
+built once per read (a block is usually the end of one division and the start of the
+next), level by level over all edge blocks at once, in reused scratch buffers; which of
+its nodes a division takes depends only on its offset in the block (tables).  The stored
+nodes of all divisions are gathered in one pass over the map, only those taken.  A 10-year
+range costs more than a 1-year one only by its extra levels of nodes (bench/README.md has
+the figures).
 
 Limits: node values carry no checksum (neither do .dat values); implausible counts are
 detected and trigger a rebuild, ``verify`` compares every node with the .dat.  Torn tails
@@ -101,14 +113,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # --- tunables ------------------------------------------------------------------------------
-LEVEL0 = 8  # finest stored level: 256-slot blocks; 12 B / 256 * 2 = 0.094 B per slot stored
+LEVEL0 = 7  # finest stored level: 128-slot blocks (a read sums its edge blocks from raw slots)
+LEVEL_HIGH = 10  # levels LEVEL0 < k < LEVEL_HIGH are not stored: summed from level LEVEL0
+# Bytes per stored slot: 9 / 128 + 12 * 2 / 1024 = 0.094 (<= 0.1 written, 2.3 % on disk).
 CATCH_UP_SLOTS = 1 << 20  # slots per step when rebuilding: bounds the memory a rebuild takes
 SUFFIX = ".summary"
 
 # --- binary layout -------------------------------------------------------------------------
 MAGIC = b"PFSM"
-VERSION = 1
-STATIC_FORMAT = "<4sHBxIIQ"  # magic, version, level0, pad, interval, start_time, dat_inode
+VERSION = 2
+STATIC_FORMAT = "<4sHBBIIQ"  # magic, version, level0, level_high, interval, start, dat_inode
 STATIC_SIZE = struct.calcsize(STATIC_FORMAT)  # 24
 CRC_FORMAT = "<I"
 CRC_SIZE = struct.calcsize(CRC_FORMAT)  # 4
@@ -116,12 +130,13 @@ GENERATION_FORMAT = "<I"
 GENERATION_SIZE = struct.calcsize(GENERATION_FORMAT)  # 4
 GENERATION_OFFSET = STATIC_SIZE + CRC_SIZE  # 28
 HEADER_SIZE = GENERATION_OFFSET + GENERATION_SIZE  # 32
-NODE_FORMAT = "<dI"  # sum, count
+BASE_FORMAT = "<dB"  # a level-LEVEL0 node: sum, count (<= 128)
+BASE_SIZE = struct.calcsize(BASE_FORMAT)  # 9
+NODE_FORMAT = "<dI"  # a node of level >= LEVEL_HIGH: sum, count
 NODE_SIZE = struct.calcsize(NODE_FORMAT)  # 12
-NODE_DTYPE = np.dtype([("sum", "<f8"), ("count", "<u4")])  # packed: itemsize == NODE_SIZE
 VALUE_DTYPE = np.dtype("<f4")  # PHPFina slot values
 BLOCK = 1 << LEVEL0
-assert NODE_DTYPE.itemsize == NODE_SIZE and HEADER_SIZE == 32
+assert HEADER_SIZE == 32 and BASE_SIZE == 9 and NODE_SIZE == 12 and BLOCK < 256
 
 _OFFSETS = np.arange(BLOCK, dtype=np.int64)
 
@@ -136,29 +151,67 @@ class CorruptSummary(Exception):
 
 
 # --- node arithmetic -----------------------------------------------------------------------
-def node_total(npoints: int) -> int:
-    """Number of nodes a .dat of ``npoints`` slots has."""
-    blocks = npoints >> LEVEL0
-    return 2 * blocks - blocks.bit_count()  # sum over m >= 0 of x >> m == 2x - popcount(x)
+def is_stored(k: int) -> bool:
+    return k == LEVEL0 or k >= LEVEL_HIGH
 
 
-def node_index(k: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Post-order position of nodes (k, j), k >= LEVEL0 (vectorised)."""
-    blocks = (((j + 1) << k) - 1) >> LEVEL0
-    return 2 * blocks - np.bitwise_count(blocks) + (k - LEVEL0)
+def node_size(k: int) -> int:
+    return BASE_SIZE if k == LEVEL0 else NODE_SIZE
 
 
-def _index1(k: int, j: int) -> int:
-    blocks = (((j + 1) << k) - 1) >> LEVEL0
-    return 2 * blocks - blocks.bit_count() + k - LEVEL0
+def body_size(npoints: int) -> int:
+    """Bytes of the nodes (after the header) a .dat of ``npoints`` slots has."""
+    high = npoints >> LEVEL_HIGH
+    return BASE_SIZE * (npoints >> LEVEL0) + NODE_SIZE * (2 * high - high.bit_count())
 
 
-def _first_new(k: int, nodes: int, hi: int) -> int:
-    """Smallest j in [0, hi] with index(k, j) >= nodes (index grows with j)."""
+def node_offset(k, j):
+    """Byte offset in the body of stored nodes (k, j) (numpy arrays, or ints): after the
+    nodes that end before node (k, j) ends and those that end with it at lower levels (a
+    level-LEVEL0 node, then levels LEVEL_HIGH .. k-1)."""
+    last = ((j + 1) << k) - 1  # last slot of the node
+    high = last >> LEVEL_HIGH
+    if isinstance(high, np.ndarray):
+        before = BASE_SIZE * (last >> LEVEL0) + NODE_SIZE * (2 * high - np.bitwise_count(high))
+        return before + np.where(k == LEVEL0, 0, BASE_SIZE + NODE_SIZE * (k - LEVEL_HIGH))
+    high = int(high)
+    before = BASE_SIZE * (int(last) >> LEVEL0) + NODE_SIZE * (2 * high - high.bit_count())
+    return before + (0 if k == LEVEL0 else BASE_SIZE + NODE_SIZE * (int(k) - LEVEL_HIGH))
+
+
+def _present_end(k: int, js: np.ndarray) -> np.ndarray:
+    """Body bytes needed to hold nodes (k, js): their own end for a stored level, the end of
+    their last level-LEVEL0 node for the levels summed from it."""
+    if is_stored(k):
+        return node_offset(np.int64(k), js) + node_size(k)
+    last_base = ((js + 1) << (k - LEVEL0)) - 1
+    return node_offset(np.int64(LEVEL0), last_base) + BASE_SIZE
+
+
+def _whole(body: int) -> int:
+    """Bytes of the whole nodes at the start of a body of ``body`` bytes (a torn node at its
+    end is not whole and is overwritten by the next append)."""
+    lo, hi = 0, body // BASE_SIZE + 1  # blocks whose nodes are all there
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if body_size(mid << LEVEL0) <= body:
+            lo = mid
+        else:
+            hi = mid - 1
+    whole = body_size(lo << LEVEL0)
+    rest = body - whole  # part of the nodes ending at the next block's end
+    if rest < BASE_SIZE:
+        return whole
+    return whole + BASE_SIZE + NODE_SIZE * ((rest - BASE_SIZE) // NODE_SIZE)
+
+
+def _first_new(k: int, body: int, hi: int) -> int:
+    """Smallest j in [0, hi] whose node (k, j) is not wholly in a body of ``body`` bytes."""
     lo = 0
+    size = node_size(k)
     while lo < hi:
         mid = (lo + hi) // 2
-        if _index1(k, mid) >= nodes:
+        if node_offset(k, mid) + size > body:
             hi = mid
         else:
             lo = mid + 1
@@ -175,22 +228,30 @@ def _block_sums(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return level.ravel(), BLOCK - np.count_nonzero(gaps, axis=1)
 
 
+def _pairs(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parents of consecutive (even, odd) children: the canonical one-level step."""
+    return sums[0::2] + sums[1::2], counts[0::2] + counts[1::2]
+
+
 # --- reading -------------------------------------------------------------------------------
 @dataclass
 class Summary:
-    """An open sidecar, as a reader sees it: the first ``len(nodes)`` nodes are usable."""
+    """An open sidecar, as a reader sees it: the nodes wholly inside ``body`` are usable."""
 
     path: str
     start_time: int
     interval: int
     generation: int
-    nodes: np.ndarray  # NODE_DTYPE records, read-only map
+    body: np.ndarray  # the node bytes after the header, read-only map
     _map: Any = None
 
     def __post_init__(self) -> None:
-        # Plain strided views of the two fields: gathering from them beats structured records.
-        self.sums = self.nodes["sum"]
-        self.counts = self.nodes["count"]
+        # Unaligned views of the body: a node's sum and count at its byte offset (fancy
+        # indexing reads them in place; ``take`` would copy the whole view first).
+        size = len(self.body)
+        self.sums = _unaligned(self.body, "<f8", size - 7)
+        self.counts8 = self.body
+        self.counts32 = _unaligned(self.body, "<u4", size - 3)
 
     def still_current(self) -> bool:
         """No history rewrite started since this summary was opened (seqlock check)."""
@@ -198,6 +259,10 @@ class Summary:
             return True
         (generation,) = struct.unpack_from(GENERATION_FORMAT, self._map, GENERATION_OFFSET)
         return generation == self.generation
+
+
+def _unaligned(body: np.ndarray, dtype: str, count: int) -> np.ndarray:
+    return np.ndarray((max(count, 0),), dtype=dtype, buffer=body, strides=(1,))
 
 
 def summary_path(engine, feed_id: int) -> str:
@@ -211,7 +276,7 @@ def open_for_read(engine, meta, dat_inode: int) -> Summary | None:
         return None  # no node yet: nothing to gain
     path = summary_path(engine, meta.feed_id)
     summary, problem = _open(path, meta, dat_inode, engine.maps)
-    if problem is None and len(summary.nodes) >= node_total(meta.npoints):
+    if problem is None and len(summary.body) >= body_size(meta.npoints):
         return summary
     if _try_repair(engine, meta.feed_id):
         summary, problem = _open(path, meta, dat_inode, engine.maps)
@@ -245,10 +310,10 @@ def _open(path: str, meta, dat_inode: int, maps=None) -> tuple[Summary | None, s
     (generation,) = struct.unpack_from(GENERATION_FORMAT, header, GENERATION_OFFSET)
     if generation % 2:
         return None, "a history rewrite was interrupted (odd generation)"
-    count = (size - HEADER_SIZE) // NODE_SIZE
-    if count > node_total(meta.npoints):
-        return None, f"{count} nodes, more than a .dat of {meta.npoints} slots has"
-    nodes = np.frombuffer(mapped, dtype=NODE_DTYPE, count=count, offset=HEADER_SIZE)
+    body = size - HEADER_SIZE
+    if body > body_size(meta.npoints):
+        return None, f"{body} bytes of nodes, more than a .dat of {meta.npoints} slots has"
+    nodes = np.frombuffer(mapped, dtype=np.uint8, count=body, offset=HEADER_SIZE)
     return Summary(path, meta.start_time, meta.interval, generation, nodes, mapped), None
 
 
@@ -268,12 +333,14 @@ def _header_problem(header: bytes, interval: int, start_time: int, dat_inode: in
     if len(header) < HEADER_SIZE:
         return "short header"
     static = header[:STATIC_SIZE]
-    magic, version, level0, h_interval, h_start, h_inode = struct.unpack(STATIC_FORMAT, static)
+    magic, version, level0, level_high, h_interval, h_start, h_inode = struct.unpack(
+        STATIC_FORMAT, static)
     (crc,) = struct.unpack_from(CRC_FORMAT, header, STATIC_SIZE)
     if magic != MAGIC or crc != zlib.crc32(static):
         return "bad magic or header checksum"
-    if version != VERSION or level0 != LEVEL0:
-        return f"version {version} level0 {level0}, expected {VERSION} and {LEVEL0}"
+    if (version, level0, level_high) != (VERSION, LEVEL0, LEVEL_HIGH):
+        return (f"version {version} levels {level0}/{level_high}, expected {VERSION} and "
+                f"{LEVEL0}/{LEVEL_HIGH}")
     if (h_interval, h_start) != (interval, start_time):
         return (f"built for interval {h_interval} start {h_start}, the feed has "
                 f"{interval} and {start_time}")
@@ -296,7 +363,7 @@ def bucket_means(view, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             os.unlink(exc.path)
         sums, counts = bucket_sums(view, a, b, None)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return np.where(counts > 0, sums / counts, np.nan)
 
 
 def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
@@ -306,113 +373,91 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     The canonical split of [a, b) puts its nodes of level >= LEVEL0 exactly over the whole
     blocks inside [a, b); its nodes below LEVEL0 lie in the block holding a (left nodes) or
     b (right nodes).  So the trees of those edge blocks are computed once from the raw
-    slots, the whole blocks come from ``_high_nodes``, and the fold adds, per bucket, the
-    left nodes by ascending level then the right nodes by descending level (an absent node
-    adds +0.0, a no-op: acc starts at +0.0 and never becomes -0.0)."""
+    slots, the whole blocks come from the summary (or their children: ``_high_nodes``), and
+    the fold adds, per bucket, the left nodes by ascending level then the right nodes by
+    descending level (an absent node adds +0.0, a no-op: acc starts at +0.0 and never
+    becomes -0.0)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     n = len(a)
-    acc = np.zeros(n)
     if n == 0 or not (b > a).any():
-        return acc, np.zeros(n, dtype=np.int64)
-    levels = int((b - a).max()).bit_length()
+        return np.zeros(n), np.zeros(n, dtype=np.int64)
     block_a, block_b = a >> LEVEL0, b >> LEVEL0
     keys = np.empty(2 * n, dtype=np.int64)
     keys[0::2], keys[1::2] = block_a, block_b  # sorted already when the buckets are
     new = keys[1:] != keys[:-1]
     if (keys[1:] >= keys[:-1]).all():
-        blocks = keys[np.concatenate([[True], new])]
-        row = np.concatenate([[0], np.cumsum(new)])
+        blocks = keys[np.concatenate(([True], new))]
+        row = np.empty(2 * n, dtype=np.int64)
+        row[0] = 0
+        np.cumsum(new, out=row[1:])
     else:
         blocks, row = np.unique(keys, return_inverse=True)
     row_a, row_b = row[0::2], row[1::2]
+    whole_a = -((-a) >> LEVEL0)  # the whole blocks of [a, b) are [whole_a, whole_b)
+    whole_b = block_b
     scratch = _SCRATCH.fit(len(blocks)) if len(blocks) <= SCRATCH_BLOCKS and (
         _SCRATCH.lock.acquire(blocking=False)) else None
     try:
-        left, right, gaps = _low_nodes(view, a, b, levels, blocks, row_a, row_b, scratch)
+        m = len(blocks)
+        leaves = (np.empty(m * BLOCK + 1, dtype=VALUE_DTYPE) if scratch is None
+                  else scratch.leaves[: m * BLOCK + 1])
+        _block_rows(view, blocks, leaves[: m * BLOCK].reshape(m, BLOCK))
+        inner, gaps = _edge_trees(leaves, m, scratch)
+        left, right = _low_nodes(a, b, whole_a, whole_b, m, row_a, row_b, leaves, inner)
     finally:
         if scratch is not None:
             scratch.lock.release()
-    low = len(left)
     # Slots below LEVEL0: [a, min(b, A)) in a's block and [max(B, A), b) in b's block, with
     # A, B the first and last block boundaries in [a, b); their count minus their NaNs.
-    first_a, first_b = block_a << LEVEL0, block_b << LEVEL0
-    whole_a = -((-a) >> LEVEL0) << LEVEL0
-    edges = np.stack([row_a * BLOCK + (a - first_a),
-                      row_a * BLOCK + (np.minimum(b, whole_a) - first_a),
-                      row_b * BLOCK + (np.minimum(np.maximum(first_b, whole_a), b) - first_b),
-                      row_b * BLOCK + (b - first_b)], axis=1)  # (n, 4): mostly sorted
+    edges = np.empty((n, 4), dtype=np.int64)  # flat positions in the edge blocks' leaves:
+    first_a = (row_a - block_a) << LEVEL0  # mostly sorted, as searchsorted likes them
+    first_b = (row_b - block_b) << LEVEL0
+    edges[:, 0] = first_a + a
+    edges[:, 1] = first_a + np.minimum(b, whole_a << LEVEL0)
+    edges[:, 2] = first_b + np.minimum(np.maximum(whole_b, whole_a) << LEVEL0, b)
+    edges[:, 3] = first_b + b
     if len(gaps):
-        edges -= np.searchsorted(gaps, edges.ravel()).reshape(n, 4)  # minus NaNs before
+        edges -= np.searchsorted(gaps, edges)  # minus the NaNs before
     counts = edges[:, 1] - edges[:, 0] + edges[:, 3] - edges[:, 2]
-    for r in range(low):
+    acc = np.zeros(n)
+    for r in range(LEVEL0):
         acc += left[r]
-    if levels > LEVEL0:
-        hks = np.arange(LEVEL0, levels, dtype=np.int64)[:, None]
-        hlo = -((-a) >> hks)
-        hhi = b >> hks
-        hinside = hlo < hhi
-        take = np.concatenate([((hlo & 1) == 1) & hinside, (((hhi & 1) == 1) & hinside)[::-1]])
-        node_j = np.concatenate([hlo, (hhi - 1)[::-1]])
-        level_of_row = np.concatenate([hks[:, 0], hks[::-1, 0]])
-        k = level_of_row[:, None]
-        terms = np.zeros(take.shape)
-        high_counts = np.zeros(take.shape, dtype=np.int64)
-        todo = take
-        if (summary is not None and summary.start_time == view.meta.start_time
-                and summary.interval == view.meta.interval):
-            # Gather every node the summary may answer for (see _stored_index) at once.
-            stored = take
-            if b.max() > view.base_npoints:  # nodes over pending points are not stored
-                stored = take & (((node_j + 1) << k) <= view.base_npoints)
-            index = node_index(k, node_j)  # meaningless where not taken: clipped, masked
-            if len(summary.nodes) < node_total(view.base_npoints):
-                stored = stored & (index < len(summary.nodes))  # not in place: take
-            if len(view.overwrite_pos):
-                stored = stored & ~_touches(view.overwrite_pos, node_j << k, (node_j + 1) << k)
-            records = summary.nodes.take(index, mode="clip")  # one pass over the map
-            fetched = np.where(stored, records["count"], 0)
-            if (fetched > (1 << k)).any():
-                raise CorruptSummary(summary.path, "a node counts more values than it has "
-                                     "slots")
-            terms = np.where(stored, records["sum"], 0.0)
-            high_counts = fetched.astype(np.int64)
-            todo = take & ~stored
-        rows, cols = np.nonzero(todo) if todo.any() else ((), ())
-        if len(rows):  # the rest from their children (plain read, overlays, a lagging file)
-            s, c = _high_nodes(view, level_of_row[rows], node_j[rows, cols], summary)
-            terms[rows, cols] = s
-            high_counts[rows, cols] = c
-        for r in range(len(terms)):
-            acc += terms[r]
-        counts += high_counts.sum(axis=0)
-    for r in range(low - 1, -1, -1):
+    if (whole_b > whole_a).any():
+        counts += _add_high_nodes(view, acc, whole_a, whole_b, summary)
+    for r in range(LEVEL0 - 1, -1, -1):
         acc += right[r]
     return acc, counts
 
 
-def _low_nodes(view, a: np.ndarray, b: np.ndarray, levels: int, blocks: np.ndarray,
-               row_a: np.ndarray, row_b: np.ndarray, scratch: _Scratch | None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The left and right nodes below LEVEL0 of each bucket, (levels, n) with 0.0 where a
-    bucket has none, from the trees of its edge blocks (``blocks[row_a]``, ``blocks[row_b]``);
-    and the flat positions of the NaN slots in those blocks (row * BLOCK + offset)."""
-    leaves, inner, gaps = _edge_trees(_block_rows(view, blocks, scratch), scratch)
-    m = len(blocks)
-    low = min(levels, LEVEL0)
-    ks = _LOW_LEVELS[:low]
-    lo = -((-a) >> ks)  # ceil(a / 2**k): first whole node at level k; shape (low, n)
-    hi = b >> ks  # floor(b / 2**k): end of the whole nodes at level k
-    inside = lo < hi
-    width = _LOW_WIDTH[:low]
-    # Node j of level k is node j % width of its block's level k (width divides j's block
-    # start): at flat position m * offset(k) + row * width + j % width.
-    offset = m * _LOW_OFFSET[:low]
-    at = offset + row_a * width + (lo & (width - 1))
-    left = np.where((lo & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
-    at = offset + row_b * width + ((hi - 1) & (width - 1))
-    right = np.where((hi & 1).astype(bool) & inside, _gather(leaves, inner, at), 0.0)
-    return left, right, gaps
+def _low_nodes(a: np.ndarray, b: np.ndarray, whole_a: np.ndarray, whole_b: np.ndarray,
+               m: int, row_a: np.ndarray, row_b: np.ndarray, leaves: np.ndarray,
+               inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The left and right nodes below LEVEL0 of each bucket, (LEVEL0, n) by level with 0.0
+    where a bucket has none, from the trees of its edge blocks (rows ``row_a``, ``row_b``
+    of the m edge blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
+    n = len(a)
+    if (whole_a <= whole_b).all():
+        # Every bucket holds a block boundary: its left nodes are those of [a, A) and its
+        # right nodes those of [B, b), which depend only on a's and b's offsets: tables.
+        at = _LOW_TABLES.take(np.concatenate((a & (BLOCK - 1), (b & (BLOCK - 1)) + BLOCK)),
+                              axis=1)
+    else:  # the general split; lo, hi: the whole nodes of [a, b) at level k are [lo, hi)
+        lo = -((-a) >> _LOW_LEVELS)
+        hi = b >> _LOW_LEVELS
+        inside = lo < hi
+        at = np.concatenate((
+            np.where((lo & 1).astype(bool) & inside, lo & (_LOW_WIDTH - 1), _ABSENT),
+            np.where((hi & 1).astype(bool) & inside, (hi - 1) & (_LOW_WIDTH - 1), _ABSENT)),
+            axis=1)
+    # Node at position p of level k of block row r: leaves[r * BLOCK + p] for k = 0, else
+    # inner[m * _LOW_OFFSET[k] + r * width(k) + p]; _ABSENT clips to the 0.0 ending both.
+    at += np.concatenate((row_a, row_b)) * _LOW_WIDTH
+    at[1:] += m * _LOW_OFFSET[1:]
+    out = np.empty(at.shape)
+    out[0] = leaves.take(at[0], mode="clip")
+    out[1:] = inner.take(at[1:], mode="clip")
+    return out[:, :n], out[:, n:]
 
 
 class _Scratch:
@@ -423,71 +468,134 @@ class _Scratch:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rows = np.empty((0, BLOCK), dtype=VALUE_DTYPE)
-        self.inner = np.empty(0)
+        self.leaves = np.empty(1, dtype=VALUE_DTYPE)
+        self.inner = np.empty(1)
 
     def fit(self, blocks: int) -> _Scratch:
-        if len(self.rows) < blocks:
-            blocks = min(SCRATCH_BLOCKS, max(blocks, 2 * len(self.rows), 64))
-            self.rows = np.empty((blocks, BLOCK), dtype=VALUE_DTYPE)
-            self.inner = np.empty(blocks * (BLOCK - 2))
+        if len(self.leaves) < blocks * BLOCK + 1:
+            blocks = min(SCRATCH_BLOCKS, max(blocks, 2 * (len(self.leaves) // BLOCK), 64))
+            self.leaves = np.empty(blocks * BLOCK + 1, dtype=VALUE_DTYPE)
+            self.inner = np.empty(blocks * (BLOCK - 2) + 1)
         return self
 
 
-SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers (3.1 MiB)
+SCRATCH_BLOCKS = 1536  # reads with more edge blocks allocate their own buffers (0.8 + 1.5 MiB)
 _SCRATCH = _Scratch()
 
 
+def _split_tables(levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each offset o in a span of 2**levels: the position within its level of the left
+    node at level k < levels of [o, 2**levels) and of the right node of [0, o); _ABSENT
+    where none."""
+    width = 1 << levels
+    left = np.full((levels, width), _ABSENT, dtype=np.int64)
+    right = np.full((levels, width), _ABSENT, dtype=np.int64)
+    for o in range(width):
+        lo, hi = o, width
+        for k in range(levels):
+            if lo < hi and lo & 1:
+                left[k, o] = lo
+                lo += 1
+            lo, hi = lo >> 1, hi >> 1
+        lo, hi = 0, o
+        for k in range(levels):
+            if lo < hi and hi & 1:
+                hi -= 1
+                right[k, o] = hi
+            lo, hi = lo >> 1, hi >> 1
+    return left, right
+
+
+_ABSENT = 1 << 40  # a node position that clips to the 0.0 ending the buffers
 _LOW_LEVELS = np.arange(LEVEL0, dtype=np.int64)[:, None]
 _LOW_WIDTH = BLOCK >> _LOW_LEVELS  # nodes per block at each level below LEVEL0
 # Where level k >= 1 starts in the ``inner`` array of m blocks, in units of m: levels are
 # stored one after the other, each row-major.  Level 0 (the leaves) is apart: offset 0.
 _LOW_OFFSET = np.where(_LOW_LEVELS > 0, BLOCK - (2 * BLOCK >> _LOW_LEVELS), 0)
+_LOW_TABLES = np.concatenate(_split_tables(LEVEL0), axis=1)  # left | right, by offset
 
 
-def _gather(leaves: np.ndarray, inner: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Node sums at flat positions ``at`` (rows: levels from 0), level 0 from the leaves."""
-    out = np.empty(at.shape)
-    out[0] = leaves.take(at[0])
-    if len(at) > 1:
-        out[1:] = inner.take(at[1:])
-    return out
-
-
-def _edge_trees(rows: np.ndarray, scratch: _Scratch | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For (m, BLOCK) float32 rows (a copy this may change): the leaves (float32, NaN as
-    +0.0, flat), the canonical sums of the nodes of levels 1..LEVEL0-1 (float64, flat, level
-    after level, see _LOW_OFFSET) and the flat positions of the NaN slots, sorted."""
-    m = len(rows)
-    leaves = rows.ravel()
-    isnan = np.isnan(leaves)
-    gaps = np.flatnonzero(isnan)
-    if len(gaps):
-        leaves[gaps] = 0.0
-    inner = np.empty(m * (BLOCK - 2)) if scratch is None else scratch.inner[: m * (BLOCK - 2)]
+def _edge_trees(leaves: np.ndarray, m: int, scratch: _Scratch | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """For the slots of m edge blocks, flat float32 followed by one spare slot (a copy this
+    changes: NaN becomes +0.0, the spare slot 0.0): the canonical sums of the nodes of
+    levels 1..LEVEL0-1 (float64, flat, level after level, see _LOW_OFFSET, then a 0.0) and
+    the flat positions of the NaN slots, sorted."""
+    gaps = np.flatnonzero(np.isnan(leaves))
+    leaves[gaps] = 0.0
+    leaves[-1] = 0.0
+    size = m * (BLOCK - 2)
+    inner = np.empty(size + 1) if scratch is None else scratch.inner[: size + 1]
+    inner[size] = 0.0
     level = inner[: m * BLOCK // 2]
-    np.add(leaves[0::2], leaves[1::2], out=level, dtype=np.float64)  # float32 -> 64 exact
+    slots = leaves[: m * BLOCK]
+    np.add(slots[0::2], slots[1::2], out=level, dtype=np.float64)  # float32 -> 64 exact
     start = len(level)
     while len(level) > 2 * m:
         nxt = inner[start: start + len(level) // 2]
         np.add(level[0::2], level[1::2], out=nxt)
         start += len(nxt)
         level = nxt
-    return leaves, inner, gaps
+    return inner, gaps[gaps < m * BLOCK]
+
+
+def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndarray,
+                    summary: Summary | None) -> np.ndarray:
+    """Add to ``acc`` each bucket's nodes of level >= LEVEL0, the canonical split of its
+    whole blocks [whole_a, whole_b): left nodes by ascending level, then right nodes by
+    descending level.  Returns their counts."""
+    levels = int((whole_b - whole_a).max()).bit_length()  # above LEVEL0
+    ks = _HIGH_LEVELS[:levels]
+    lo = -((-whole_a) >> ks)  # the whole nodes at level LEVEL0 + k are [lo, hi)
+    hi = whole_b >> ks
+    inside = lo < hi
+    # Rows: the left nodes (lo) by ascending level, then the right ones (hi - 1) descending;
+    # only the nodes taken are looked at (untaken slots would be random reads of the map).
+    take = np.concatenate((lo & inside, (hi & inside)[::-1]))  # lowest bit, where inside
+    n = take.shape[1]
+    flat = np.flatnonzero(take)  # (row, bucket) of each node taken, row-major
+    row = flat // n
+    k = np.concatenate((ks[:, 0], ks[::-1, 0])).take(row)
+    ends = np.concatenate((lo + 1, hi[::-1])).take(flat) << k  # node ends, in blocks
+    level = k + LEVEL0
+    ends <<= LEVEL0  # in slots
+    if summary is None:
+        sums, counts = _high_nodes(view, level, (ends >> level) - 1, None)
+    else:
+        ok = _available(view, summary, level, ends, int(whole_b.max()) << LEVEL0)
+        if ok is None:  # the summary answers for every node
+            sums, counts = _gather(summary, level, ends)
+        else:  # the rest from their children (overlays, a lagging file, another start)
+            sums = np.empty(len(k))
+            counts = np.empty(len(k), dtype=np.int64)
+            sums[ok], counts[ok] = _gather(summary, level[ok], ends[ok])
+            todo = ~ok
+            sums[todo], counts[todo] = _high_nodes(view, level[todo],
+                                                   (ends[todo] >> level[todo]) - 1, summary)
+    terms = np.zeros(take.shape)
+    terms.put(flat, sums)
+    for r in range(len(terms)):
+        acc += terms[r]
+    # Integer sums: exact in float64 weights below 2**53 slots.
+    return np.bincount(flat - row * n, weights=counts, minlength=n).astype(np.int64)
+
+
+_HIGH_LEVELS = np.arange(64 - LEVEL0, dtype=np.int64)[:, None]
 
 
 def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes at LEVEL0 and above: stored ones from the summary, the rest from children."""
+    """Nodes at LEVEL0 and above: from the summary where it may answer, else from their
+    children (level LEVEL0: from the slots)."""
     sums = np.empty(len(k))
     counts = np.empty(len(k), dtype=np.int64)
     todo = np.ones(len(k), dtype=bool)
-    if summary is not None:
-        index = _stored_index(view, summary, k, j)
-        stored = index >= 0
+    if summary is not None and len(k):
+        ends = (j + 1) << k
+        ok = _available(view, summary, k, ends, int(ends.max()))
+        stored = np.ones(len(k), dtype=bool) if ok is None else ok
         if stored.any():
-            sums[stored], counts[stored] = _fetch(summary, k[stored], index[stored])
+            sums[stored], counts[stored] = _gather(summary, k[stored], ends[stored])
             todo &= ~stored
     base = todo & (k == LEVEL0)
     if base.any():
@@ -504,24 +612,77 @@ def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
     return sums, counts
 
 
-def _stored_index(view, summary: Summary, k: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Index of each node in the summary if it may answer for this view, else -1."""
+def _available(view, summary: Summary, level: np.ndarray, ends: np.ndarray, max_end: int
+               ) -> np.ndarray | None:
+    """Which nodes (level, ending at slot ``ends``) the summary may answer for in this view
+    (stored, or summed from stored level-LEVEL0 nodes); None: all of them."""
     if summary.start_time != view.meta.start_time or summary.interval != view.meta.interval:
-        return np.full(len(k), -1, dtype=np.int64)
-    end = (j + 1) << k
-    index = node_index(k, j)
-    ok = (end <= view.base_npoints) & (index < len(summary.nodes))
+        return np.zeros(len(level), dtype=bool)
+    ok = None
+    if max_end > view.base_npoints:  # nodes over pending points are not stored
+        ok = ends <= view.base_npoints
+    if len(summary.body) < body_size(view.base_npoints):  # a lagging file: what is there
+        there = _needed(level, ends) <= len(summary.body)
+        ok = there if ok is None else ok & there
     if len(view.overwrite_pos):
-        ok &= ~_touches(view.overwrite_pos, j << k, end)
-    return np.where(ok, index, -1)
+        clean = ~_touches(view.overwrite_pos, ends - (np.int64(1) << level), ends)
+        ok = clean if ok is None else ok & clean
+    return ok
 
 
-def _fetch(summary: Summary, k: np.ndarray, index: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    counts = summary.counts[index].astype(np.int64)
-    if (counts > (np.int64(1) << k)).any():
+def _base_end(ends: np.ndarray) -> np.ndarray:
+    """Body bytes up to and including the level-LEVEL0 node ending at slot ``ends``."""
+    high = (ends - 1) >> LEVEL_HIGH
+    return BASE_SIZE * (ends >> LEVEL0) + NODE_SIZE * (2 * high - np.bitwise_count(high))
+
+
+def _needed(level: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Body bytes a node needs: up to its own end, or its last level-LEVEL0 node's."""
+    return _base_end(ends) + NODE_SIZE * np.maximum(level - (LEVEL_HIGH - 1), 0)
+
+
+def _gather(summary: Summary, level: np.ndarray, ends: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of nodes the summary answers for: stored ones read in place, those of
+    the levels between LEVEL0 and LEVEL_HIGH summed (canonically) from their level-LEVEL0
+    nodes, which lie one after the other in the file (no stored node ends inside them)."""
+    # Where each node starts; for the unstored levels, where its first level-LEVEL0 node does.
+    at = _base_end(ends) + _START_IN_FILE.take(level)
+    sums = summary.sums[at]
+    counts = summary.counts8[at + 8].astype(np.int64)
+    high = np.flatnonzero(level >= LEVEL_HIGH)
+    if len(high):
+        counts[high] = summary.counts32[at[high] + 8]
+    if len(high) < len(level):
+        # The other level-LEVEL0 nodes under the unstored ones, all read in one pass.
+        sels = [(k, np.flatnonzero(level == k)) for k in range(LEVEL0 + 1, LEVEL_HIGH)]
+        where = np.concatenate([at[sel] + i * BASE_SIZE for k, sel in sels
+                                for i in range(1, 1 << (k - LEVEL0))])
+        more_sums = summary.sums[where]
+        more_counts = summary.counts8[where + 8].astype(np.int64)
+        done = 0
+        for k, sel in sels:
+            parts = [(sums[sel], counts[sel])]
+            for _ in range(1, 1 << (k - LEVEL0)):
+                parts.append((more_sums[done: done + len(sel)],
+                              more_counts[done: done + len(sel)]))
+                done += len(sel)
+            while len(parts) > 1:
+                parts = [(s1 + s2, c1 + c2)
+                         for (s1, c1), (s2, c2) in zip(parts[0::2], parts[1::2], strict=True)]
+            sums[sel], counts[sel] = parts[0]
+    if (counts > _COUNT_LIMIT.take(level)).any():
         raise CorruptSummary(summary.path, "a node counts more values than it has slots")
-    return summary.sums[index], counts
+    return sums, counts
+
+
+_LEVELS = np.arange(64, dtype=np.int64)
+_COUNT_LIMIT = np.where(_LEVELS < 63, np.int64(1) << np.minimum(_LEVELS, 62), 0)
+# A node's start relative to the end of the level-LEVEL0 node that ends with it; for the
+# unstored levels, its first level-LEVEL0 node's start.
+_START_IN_FILE = np.where(
+    _LEVELS >= LEVEL_HIGH, NODE_SIZE * (_LEVELS - LEVEL_HIGH),
+    -(BASE_SIZE << np.clip(_LEVELS - LEVEL0, 0, LEVEL_HIGH - LEVEL0)))
 
 
 def _touches(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -529,25 +690,29 @@ def _touches(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return np.searchsorted(positions, starts) < np.searchsorted(positions, ends)
 
 
-def _block_rows(view, blocks: np.ndarray, scratch: _Scratch | None = None) -> np.ndarray:
-    """(len(blocks), BLOCK) float32 slots of the view (a copy, in ``scratch`` if given); NaN
+def _block_rows(view, blocks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(len(blocks), BLOCK) float32 slots of the view (a copy, into ``out`` if given); NaN
     beyond its end."""
     full = view.base_npoints // BLOCK
     by_block = np.asarray(view.base)[: full * BLOCK].reshape(full, BLOCK)  # no memmap overhead
     clean = blocks < full
     if len(view.overwrite_pos):
         clean &= ~_touches(view.overwrite_pos, blocks << LEVEL0, (blocks + 1) << LEVEL0)
-    if scratch is None:
-        rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE)
-    else:
-        rows = scratch.rows[: len(blocks)]
+    rows = np.empty((len(blocks), BLOCK), dtype=VALUE_DTYPE) if out is None else out
     if full:  # the rows not clean are overwritten below
         by_block.take(blocks, axis=0, mode="clip", out=rows)
     if clean.all():
         return rows
-    other = blocks[~clean]
-    positions = ((other << LEVEL0)[:, None] + _OFFSETS).ravel()
-    rows[~clean] = view.take(positions).reshape(-1, BLOCK)
+    other = np.flatnonzero(~clean)
+    if view.plain:  # blocks past the last whole one: the file's tail, then NaN
+        rows[other] = np.nan
+        tail = view.base_npoints - full * BLOCK
+        last = other[blocks[other] == full]
+        if tail and len(last):
+            rows[last, :tail] = np.asarray(view.base)[full * BLOCK: view.base_npoints]
+        return rows
+    positions = ((blocks[other] << LEVEL0)[:, None] + _OFFSETS).ravel()
+    rows[other] = view.take(positions).reshape(-1, BLOCK)
     return rows
 
 
@@ -558,7 +723,7 @@ class WriteState:
 
     path: str
     fd: int | None  # open sidecar, None when it is to be rebuilt
-    nodes: int  # whole nodes in the sidecar
+    body: int  # bytes of whole nodes in the sidecar, after its header
     generation: int
     rewriting: bool = False  # generation made odd: stored nodes are about to change
 
@@ -579,7 +744,8 @@ def prepare_write(engine, feed_id: int, dat_fd: int, meta, overwrite_pos: np.nda
     if state.fd is None or not len(overwrite_pos):
         return state
     first_block = int(overwrite_pos[0]) >> LEVEL0
-    if first_block >= meta.npoints >> LEVEL0 or _index1(LEVEL0, first_block) >= state.nodes:
+    if (first_block >= meta.npoints >> LEVEL0
+            or node_offset(LEVEL0, first_block) + BASE_SIZE > state.body):
         return state  # only slots not yet in any stored node change
     try:
         _set_generation(engine, state, state.generation + 1)
@@ -608,7 +774,7 @@ def finish_write(engine, state: WriteState, dat_fd: int, meta, overwrite_pos: np
         read_values = _dat_reader(dat_fd)
         if state.rewriting:
             _patch(engine, state, overwrite_pos, read_values)
-        _append(engine, state.fd, state.nodes, meta.npoints, read_values)
+        _append(engine, state.fd, state.body, meta.npoints, read_values)
         if state.rewriting:
             if engine.fsync:
                 os.fdatasync(state.fd)
@@ -644,20 +810,20 @@ def _inspect(path: str, meta, dat_inode: int) -> WriteState:
         os.close(fd)
         raise
     problem = _header_problem(header, meta.interval, meta.start_time, dat_inode)
-    nodes = (size - HEADER_SIZE) // NODE_SIZE
+    body = size - HEADER_SIZE
     generation = 0
     if problem is None:
         (generation,) = struct.unpack_from(GENERATION_FORMAT, header, GENERATION_OFFSET)
         if generation % 2:
             problem = "a history rewrite was interrupted"
-        elif nodes > node_total(meta.npoints):
-            problem = f"{nodes} nodes, more than a .dat of {meta.npoints} slots has"
+        elif body > body_size(meta.npoints):
+            problem = f"{body} bytes of nodes, more than a .dat of {meta.npoints} slots has"
     if problem is not None:
         if meta.npoints:
             log.warning("%s: %s; rebuilding it from the .dat", path, problem)
         os.close(fd)
         return WriteState(path, None, 0, 0)
-    return WriteState(path, fd, nodes, generation)
+    return WriteState(path, fd, _whole(body), generation)
 
 
 def _set_generation(engine, state: WriteState, generation: int) -> None:
@@ -677,71 +843,91 @@ def _dat_reader(dat_fd: int) -> Callable[[int, int], np.ndarray]:
 
 
 def _read_nodes(fd: int, k: int, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (k, js) from the sidecar file; those of unstored levels from their children."""
+    if not is_stored(k):
+        children = np.stack((js << 1, (js << 1) + 1), axis=1).ravel()
+        return _pairs(*_read_nodes(fd, k - 1, children))
     sums = np.empty(len(js))
     counts = np.empty(len(js), dtype=np.int64)
-    for i, idx in enumerate(node_index(np.full(len(js), k, dtype=np.int64), js).tolist()):
-        raw = os.pread(fd, NODE_SIZE, HEADER_SIZE + idx * NODE_SIZE)
-        if len(raw) != NODE_SIZE:
-            raise CorruptSummary("sidecar", f"node {idx} missing")
-        sums[i], counts[i] = struct.unpack(NODE_FORMAT, raw)
+    size, form = (BASE_SIZE, BASE_FORMAT) if k == LEVEL0 else (NODE_SIZE, NODE_FORMAT)
+    for i, at in enumerate(node_offset(np.int64(k), js).tolist()):
+        raw = os.pread(fd, size, HEADER_SIZE + at)
+        if len(raw) != size:
+            raise CorruptSummary("sidecar", f"node at {at} missing")
+        sums[i], counts[i] = struct.unpack(form, raw)
     return sums, counts
 
 
-def _append(engine, fd: int, nodes: int, npoints: int,
+def _append(engine, fd: int, body: int, npoints: int,
             read_values: Callable[[int, int], np.ndarray]) -> int:
     """Append every node the sidecar lacks, CATCH_UP_SLOTS at a time (normally one step:
-    one pwrite per flush).  Returns the new node count."""
+    one pwrite per flush).  Returns the new body size."""
     # Start from the largest whole-block prefix whose nodes are all present.
     lo, hi = 0, npoints >> LEVEL0
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if node_total(mid << LEVEL0) <= nodes:
+        if body_size(mid << LEVEL0) <= body:
             lo = mid
         else:
             hi = mid - 1
-    covered = lo << LEVEL0
-    target = covered
-    while nodes < node_total(npoints):
+    target = lo << LEVEL0
+    while body < body_size(npoints):
         target = min(npoints, target + CATCH_UP_SLOTS)
-        nodes = _append_upto(engine, fd, nodes, target, read_values)
-    return nodes
+        body = _append_upto(engine, fd, body, target, read_values)
+    return body
 
 
-def _append_upto(engine, fd: int, nodes: int, npoints: int,
+def _append_upto(engine, fd: int, body: int, npoints: int,
                  read_values: Callable[[int, int], np.ndarray]) -> int:
-    total = node_total(npoints)
-    if nodes >= total:
-        return nodes
+    total = body_size(npoints)
+    if body >= total:
+        return body
     new: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # level -> (first j, sums, counts)
-    k = LEVEL0
+    last = npoints >> LEVEL0
+    first = _first_new(LEVEL0, body, last)
+    if first < last:
+        rows = read_values(first << LEVEL0, last << LEVEL0).reshape(-1, BLOCK)
+        new[LEVEL0] = (first, *_block_sums(rows))
+    k = LEVEL_HIGH
     while npoints >> k:
         last = npoints >> k
-        first = _first_new(k, nodes, last)
+        first = _first_new(k, body, last)
         if first < last:
-            if k == LEVEL0:
-                rows = read_values(first << LEVEL0, last << LEVEL0).reshape(-1, BLOCK)
-                sums, counts = _block_sums(rows)
-            else:
-                child_sums, child_counts = _children(fd, new.get(k - 1), k - 1,
-                                                     2 * first, 2 * last)
-                sums = child_sums[0::2] + child_sums[1::2]
-                counts = child_counts[0::2] + child_counts[1::2]
-            new[k] = (first, sums, counts)
+            new[k] = (first, *_pairs(*_children(fd, new, k - 1, 2 * first, 2 * last)))
         k += 1
-    ks = np.concatenate([np.full(len(s), lv, dtype=np.int64) for lv, (_, s, _) in new.items()])
-    js = np.concatenate([np.arange(f, f + len(s), dtype=np.int64) for f, s, _ in new.values()])
-    order = np.argsort(node_index(ks, js), kind="stable")
-    if not np.array_equal(node_index(ks, js)[order], np.arange(nodes, total)):
+    out = np.zeros(total - body, dtype=np.uint8)
+    starts, sizes = [], []
+    for level, (first, sums, counts) in new.items():
+        at = node_offset(np.int64(level), np.arange(first, first + len(sums))) - body
+        _put_records(out, level, at, sums, counts)
+        starts.append(at)
+        sizes.append(np.full(len(at), node_size(level)))
+    at = np.concatenate(starts)
+    order = np.argsort(at)
+    ends = (at + np.concatenate(sizes))[order]
+    if at[order][0] != 0 or ends[-1] != len(out) or not np.array_equal(at[order][1:],
+                                                                         ends[:-1]):
         raise CorruptSummary("sidecar", "node bookkeeping is inconsistent")  # a bug, not data
-    out = np.empty(total - nodes, dtype=NODE_DTYPE)
-    out["sum"] = np.concatenate([s for _, s, _ in new.values()])[order]
-    out["count"] = np.concatenate([c for _, _, c in new.values()])[order]
-    _write(engine, fd, out.tobytes(), HEADER_SIZE + nodes * NODE_SIZE)
+    _write(engine, fd, out.tobytes(), HEADER_SIZE + body)
     return total
 
 
-def _children(fd: int, new_level, k: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (k, lo..hi-1): the freshly computed ones, the older ones read from the file."""
+def _put_records(out: np.ndarray, level: int, at: np.ndarray, sums: np.ndarray,
+                 counts: np.ndarray) -> None:
+    """Nodes of one level into a byte buffer at offsets ``at``."""
+    _unaligned(out, "<f8", len(out) - 7)[at] = sums
+    if level == LEVEL0:
+        out[at + 8] = counts
+    else:
+        _unaligned(out, "<u4", len(out) - 3)[at + 8] = counts
+
+
+def _children(fd: int, new: dict, k: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (k, lo..hi-1): the freshly computed ones, the older ones read from the file;
+    those of unstored levels from their own children."""
+    if not is_stored(k):
+        return _pairs(*_children(fd, new, k - 1, 2 * lo, 2 * hi))
+    new_level = new.get(k)
     first = hi if new_level is None else min(max(new_level[0], lo), hi)
     sums = np.empty(hi - lo)
     counts = np.empty(hi - lo, dtype=np.int64)
@@ -762,12 +948,10 @@ def _patch(engine, state: WriteState, overwrite_pos: np.ndarray,
     fd = state.fd
     js = np.unique(overwrite_pos >> LEVEL0)
     k = LEVEL0
-    written: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (index, sums, counts)
+    written: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (js, sums, counts)
     while len(js):
-        index = node_index(np.full(len(js), k, dtype=np.int64), js)
-        stored = index < state.nodes
-        js, index = js[stored], index[stored]
+        js = js[_present_end(k, js) <= state.body]  # in the file (or summed from it)
         if not len(js):
             break
         if k == LEVEL0:
@@ -776,32 +960,25 @@ def _patch(engine, state: WriteState, overwrite_pos: np.ndarray,
             sums, counts = _block_sums(rows)
         else:
             assert previous is not None
-            pairs = np.concatenate([js << 1, (js << 1) + 1])
+            pairs = np.stack((js << 1, (js << 1) + 1), axis=1).ravel()
             child_sums, child_counts = _read_nodes(fd, k - 1, pairs)
             changed = np.searchsorted(previous[0], pairs)
             hit = (changed < len(previous[0])) & (
                 previous[0][np.minimum(changed, len(previous[0]) - 1)] == pairs)
             child_sums[hit] = previous[1][changed[hit]]
             child_counts[hit] = previous[2][changed[hit]]
-            n = len(js)
-            sums = child_sums[:n] + child_sums[n:]
-            counts = child_counts[:n] + child_counts[n:]
-        written.append((index, sums, counts))
+            sums, counts = _pairs(child_sums, child_counts)
+        if is_stored(k):
+            written.append((k, node_offset(np.int64(k), js), sums, counts))
         previous = (js, sums, counts)
         js = np.unique(js >> 1)
         k += 1
-    if not written:
-        return
-    index = np.concatenate([w[0] for w in written])
-    order = np.argsort(index)
-    index = index[order]
-    records = np.empty(len(index), dtype=NODE_DTYPE)
-    records["sum"] = np.concatenate([w[1] for w in written])[order]
-    records["count"] = np.concatenate([w[2] for w in written])[order]
-    breaks = np.flatnonzero(np.diff(index) != 1) + 1
-    for run in np.split(np.arange(len(index)), breaks):
-        _write(engine, fd, records[run].tobytes(),
-                          HEADER_SIZE + int(index[run[0]]) * NODE_SIZE)
+    for level, at, sums, counts in written:  # one write per run of adjacent nodes
+        size = node_size(level)
+        for run in np.split(np.arange(len(at)), np.flatnonzero(np.diff(at) != size) + 1):
+            out = np.zeros(len(run) * size, dtype=np.uint8)
+            _put_records(out, level, np.arange(len(run)) * size, sums[run], counts[run])
+            _write(engine, fd, out.tobytes(), HEADER_SIZE + int(at[run[0]]))
 
 
 def _rebuild(engine, path: str, dat_fd: int, meta) -> None:
@@ -810,7 +987,7 @@ def _rebuild(engine, path: str, dat_fd: int, meta) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        static = struct.pack(STATIC_FORMAT, MAGIC, VERSION, LEVEL0, meta.interval,
+        static = struct.pack(STATIC_FORMAT, MAGIC, VERSION, LEVEL0, LEVEL_HIGH, meta.interval,
                              meta.start_time, os.fstat(dat_fd).st_ino)
         header = static + struct.pack(CRC_FORMAT, zlib.crc32(static)) + struct.pack(
             GENERATION_FORMAT, 0)
@@ -862,25 +1039,24 @@ def verify(engine, feed_id: int) -> list[str]:
         return [problem]
     assert summary is not None
     problems = []
-    count = len(summary.nodes)
-    if count < node_total(meta.npoints):
-        problems.append(f"{count} nodes, the .dat needs {node_total(meta.npoints)}")
+    size = len(summary.body)
+    if size < body_size(meta.npoints):
+        problems.append(f"{size} bytes of nodes, the .dat needs {body_size(meta.npoints)}")
     with open(engine.dat_path(feed_id), "rb") as f:
         values = np.frombuffer(f.read(meta.npoints * VALUE_DTYPE.itemsize), dtype=VALUE_DTYPE)
     sums, counts = _block_sums(values[: (len(values) >> LEVEL0) << LEVEL0].reshape(-1, BLOCK))
     k = LEVEL0
     while len(sums):
-        idx = node_index(np.full(len(sums), k, dtype=np.int64),
-                         np.arange(len(sums), dtype=np.int64))
-        inside = idx < count
-        stored = summary.nodes[idx[inside]]
-        bad = (np.ascontiguousarray(stored["sum"]).view(np.int64)
-           != np.ascontiguousarray(sums[inside]).view(np.int64)) | (
-            stored["count"] != counts[inside])
-        for j in np.flatnonzero(bad)[:5]:
-            problems.append(f"node ({k}, {j}) differs from the .dat")
+        if is_stored(k):
+            js = np.arange(len(sums), dtype=np.int64)
+            inside = node_offset(np.int64(k), js) + node_size(k) <= size
+            at = node_offset(np.int64(k), js[inside])
+            stored_counts = summary.counts8[at + 8] if k == LEVEL0 else summary.counts32[at + 8]
+            bad = (summary.sums[at].view(np.int64) != sums[inside].view(np.int64)) | (
+                stored_counts != counts[inside])
+            for j in np.flatnonzero(bad)[:5]:
+                problems.append(f"node ({k}, {j}) differs from the .dat")
         half = len(sums) // 2
-        sums = sums[0: 2 * half: 2] + sums[1: 2 * half: 2]
-        counts = counts[0: 2 * half: 2] + counts[1: 2 * half: 2]
+        sums, counts = _pairs(sums[: 2 * half], counts[: 2 * half])
         k += 1
     return problems

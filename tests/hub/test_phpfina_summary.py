@@ -7,6 +7,7 @@ import math
 import os
 import struct
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -17,13 +18,15 @@ from hub.feed import phpfina
 from hub.feed import summary as summary_mod
 from hub.feed.phpfina import FeedNotFound, PHPFina
 from hub.feed.summary import (
+    BASE_SIZE,
     BLOCK,
     GENERATION_OFFSET,
     HEADER_SIZE,
     LEVEL0,
+    LEVEL_HIGH,
     NODE_SIZE,
-    node_index,
-    node_total,
+    body_size,
+    node_offset,
     summary_path,
     verify,
 )
@@ -235,24 +238,31 @@ def sidecar(engine: PHPFina) -> bytes:
 
 
 class TestLayout:
-    def test_node_index_is_post_order(self):
-        order = sorted(((j + 1) << k, k, j) for k in range(LEVEL0, LEVEL0 + 7)
-                       for j in range(64 >> (k - LEVEL0)))
-        ks = np.array([k for _, k, _ in order])
-        js = np.array([j for _, _, j in order])
-        assert node_index(ks, js).tolist() == list(range(len(order)))
-        assert node_total(64 * BLOCK) == len(order)
+    def test_nodes_are_stored_in_post_order(self):
+        """Stored levels only (LEVEL0 and from LEVEL_HIGH up), by end slot then level, each
+        node right after the one before it: an append-only file."""
+        top = LEVEL_HIGH + 3
+        order = sorted(((j + 1) << k, k, j) for k in range(LEVEL0, top + 1)
+                       if k == LEVEL0 or k >= LEVEL_HIGH for j in range(1 << (top - k)))
+        at = 0
+        for _, k, j in order:
+            assert node_offset(k, j) == at
+            assert int(node_offset(np.array([k]), np.array([j]))[0]) == at
+            at += BASE_SIZE if k == LEVEL0 else NODE_SIZE
+        assert body_size(1 << top) == at
 
     def test_header_and_node_bytes(self, feed):
         summary, _ = feed
         raw = sidecar(summary)
-        magic, version, level0, interval, start, inode = struct.unpack("<4sHBxIIQ", raw[:24])
-        assert (magic, version, level0, interval, start) == (b"PFSM", 1, LEVEL0, 10, START)
+        magic, version, level0, level_high, interval, start, inode = struct.unpack(
+            "<4sHBBIIQ", raw[:24])
+        assert (magic, version, level0, level_high, interval, start) == (
+            b"PFSM", 2, LEVEL0, LEVEL_HIGH, 10, START)
         assert inode == os.stat(summary.dat_path(1)).st_ino
-        assert len(raw) == HEADER_SIZE + NODE_SIZE * node_total(5000)
+        assert len(raw) == HEADER_SIZE + body_size(5000)
         with open(summary.dat_path(1), "rb") as f:
             first = np.frombuffer(f.read(4 * BLOCK), dtype="<f4")
-        total, count = struct.unpack("<dI", raw[HEADER_SIZE: HEADER_SIZE + NODE_SIZE])
+        total, count = struct.unpack("<dB", raw[HEADER_SIZE: HEADER_SIZE + BASE_SIZE])
         assert count == int(np.count_nonzero(~np.isnan(first)))
         assert total == pytest.approx(math.fsum(float(v) for v in first if not math.isnan(v)))
 
@@ -284,8 +294,7 @@ class TestUpkeep:
         summary.write_points(1, np.column_stack([times, np.ones(3000)]))
         side = [c for c in calls if c[0].endswith(".summary")]
         assert len(side) == 1
-        assert side[0][1:] == (HEADER_SIZE + NODE_SIZE * node_total(5000),
-                               NODE_SIZE * (node_total(8000) - node_total(5000)))
+        assert side[0][1:] == (HEADER_SIZE + body_size(5000), body_size(8000) - body_size(5000))
         calls.clear()
         summary.write_points(1, [(START + 10 * 8000, 1.0)])  # completes no node
         assert [c for c in calls if c[0].endswith(".summary")] == []
@@ -315,7 +324,7 @@ class TestUpkeep:
         summary.write_points(1, [(START + 10 * i, 1.0) for i in range(BLOCK - 1)])
         assert not os.path.exists(summary_path(summary, 1))
         summary.write_points(1, [(START + 10 * (BLOCK - 1), 1.0)])
-        assert len(sidecar(summary)) == HEADER_SIZE + NODE_SIZE
+        assert len(sidecar(summary)) == HEADER_SIZE + BASE_SIZE
         assert verify(summary, 1) == []
 
     def test_delete_removes_sidecar(self, feed):
@@ -357,6 +366,19 @@ class TestRebuild:
         same_everywhere(summary, plain)
         assert sidecar(summary) == expected, field
 
+    def test_older_format_is_rebuilt(self, feed):
+        """A version-1 sidecar (12-byte nodes from level 8) with a valid header is replaced
+        by the current format on the first read."""
+        summary, plain = feed
+        expected = sidecar(summary)
+        path = summary_path(summary, 1)
+        static = struct.pack("<4sHBxIIQ", b"PFSM", 1, 8, 10, START,
+                             os.stat(summary.dat_path(1)).st_ino)
+        with open(path, "wb") as f:
+            f.write(static + struct.pack("<II", zlib.crc32(static), 0) + bytes(12 * 37))
+        same_everywhere(summary, plain)
+        assert sidecar(summary) == expected
+
     def test_replaced_dat_makes_it_stale(self, feed):
         summary, plain = feed
         dat = summary.dat_path(1)
@@ -374,9 +396,10 @@ class TestRebuild:
         with open(summary.dat_path(1), "r+b") as f:
             f.truncate(4 * 1000)  # the .dat shrank (emoncms clear/trim, a restore)
         same_everywhere(summary, plain)
-        assert len(sidecar(summary)) == HEADER_SIZE + NODE_SIZE * node_total(1000)
+        assert len(sidecar(summary)) == HEADER_SIZE + body_size(1000)
 
-    @pytest.mark.parametrize("cut", [1, NODE_SIZE, 5 * NODE_SIZE + 7])
+    @pytest.mark.parametrize("cut", [1, BASE_SIZE, NODE_SIZE, NODE_SIZE + BASE_SIZE + 1,
+                                     5 * NODE_SIZE + 7])
     def test_torn_tail_after_power_cut(self, feed, cut):
         """The last append made it only partly: whole nodes are used, the rest caught up."""
         summary, plain = feed
@@ -405,9 +428,9 @@ class TestRebuild:
     def test_implausible_node_is_detected_and_dropped(self, feed):
         summary, plain = feed
         path = summary_path(summary, 1)
-        with open(path, "r+b") as f:  # node (LEVEL0, 0): count 999 > 256 slots
+        with open(path, "r+b") as f:  # node (LEVEL0, 0): count 255 > BLOCK slots
             f.seek(HEADER_SIZE + 8)
-            f.write(struct.pack("<I", 999))
+            f.write(struct.pack("<B", 255))
         rows = summary.read(1, START, START + 50_000, 5000, average=True)
         assert rows == plain.read(1, START, START + 50_000, 5000, average=True)
         same_everywhere(summary, plain)
@@ -420,9 +443,9 @@ class TestRebuild:
         view = summary.open_view(1)
         opened = view.open_summary()
         path = summary_path(summary, 1)
-        node = int(node_index(np.array([12]), np.array([0]))[0])  # slots [0, 4096)
+        node = node_offset(12, 0)  # slots [0, 4096)
         with open(path, "r+b") as f:
-            f.seek(HEADER_SIZE + NODE_SIZE * node)
+            f.seek(HEADER_SIZE + node)
             f.write(struct.pack("<d", 1e300))  # the node changes under the reader ...
             f.seek(GENERATION_OFFSET)
             f.write(struct.pack("<I", 1))  # ... after the generation went odd
