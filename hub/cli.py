@@ -21,7 +21,6 @@ from hub.context import HubContext
 from hub.db import migrate
 from hub.errors import DatabaseError
 from hub.sync.link import InvalidLink, LinkError
-from hub.sync.run import sync_once
 from hub.sync.store import ProvisionRequest, SyncBusy
 from hub.update.agent import AgentServer, UpdateRequestError
 from hub.user.store import UserError
@@ -128,6 +127,8 @@ def _provision(args: argparse.Namespace, ctx: HubContext) -> int:
 
 def _sync(ctx: HubContext) -> int:
     """Run one sync now in this process (the worker's lock keeps it the only one)."""
+    from hub.sync.run import sync_once  # the feed engine (numpy): not for `hub web`
+
     try:
         status = sync_once(ctx)
     except SyncBusy as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -21,14 +22,16 @@ from hub.device.planning import SignalStore
 from hub.device.schedule import ScheduleStore
 from hub.device.store import DeviceStore
 from hub.device.templates import DeviceTemplates
-from hub.display.household import HouseholdStore
-from hub.display.screens import DisplayService
 from hub.feed.store import FeedStore
 from hub.input.store import InputStore
 from hub.names import RedisKeys
 from hub.sync.store import SyncStore
 from hub.update.agent import UpdateAgent
 from hub.user.store import UserStore
+
+if TYPE_CHECKING:
+    from hub.display.household import HouseholdStore
+    from hub.display.screens import DisplayService
 
 
 class HubContext:
@@ -89,10 +92,14 @@ class HubContext:
 
     @cached_property
     def households(self) -> HouseholdStore:
+        from hub.display.household import HouseholdStore  # the web's screens only
+
         return HouseholdStore(self.db, self.feeds)
 
     @cached_property
     def display(self) -> DisplayService:
+        from hub.display.screens import DisplayService  # the web's screens only
+
         return DisplayService(self.feeds, self.households, self.signal, self.pairing,
                               self.devices, self.schedules, self.config.timezone)
 

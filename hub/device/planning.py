@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -18,7 +19,10 @@ from hub.device.schedule import StoredSchedule
 from hub.names import RedisKeys
 from hub.scheduler.errors import NoSignal, SchedulerError
 from hub.scheduler.plan import explain, new_occurrence, plan
-from hub.scheduler.signal import OffPeakTariffSource, ProfileSource, Signal
+
+# Signals are numpy arrays: imported when a signal is built, not with the schedule store.
+if TYPE_CHECKING:
+    from hub.scheduler.signal import OffPeakTariffSource, ProfileSource, Signal
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +33,18 @@ class SignalStore:
     def __init__(self, redis_client: redis.Redis, keys: RedisKeys, timezone: str) -> None:
         self.redis = redis_client
         self.key = keys.signal_profile
-        self.tariff = OffPeakTariffSource(timezone)
+        self.timezone = timezone
+
+    @cached_property
+    def tariff(self) -> OffPeakTariffSource:
+        from hub.scheduler.signal import OffPeakTariffSource
+
+        return OffPeakTariffSource(self.timezone)
 
     def load(self) -> ProfileSource:
         """The stored profile; an empty one if there is none or it cannot be read."""
+        from hub.scheduler.signal import ProfileSource
+
         profile = ProfileSource()
         raw = self.redis.get(self.key)
         if raw:

@@ -25,8 +25,8 @@ from hub.db import Database
 from hub.device.store import DeviceStore
 from hub.names import RedisKeys
 from hub.scheduler.errors import InvalidSchedule, ReadyByPassed
-from hub.scheduler.optimise import Window
 from hub.scheduler.plan import Occurrence, ScheduleDefinition, next_ready_by
+from hub.scheduler.window import Window
 
 
 class ScheduleNotFound(LookupError):

@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from hub.feed.phpfina import FeedError, FeedNotFound, PHPFina, check_feed_id
+from hub.feed.common import (  # FeedBufferError, InvalidPoints: defined there, named here too
+    FeedBufferError,
+    FeedError,
+    FeedNotFound,
+    InvalidPoints,
+    check_feed_id,
+)
+from hub.feed.phpfina import PHPFina
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +62,6 @@ if redis.call('LLEN', KEYS[1]) == 0 then
 end
 return 0
 """
-
-
-class FeedBufferError(Exception):
-    """Base of the errors raised by the feed buffer."""
-
-
-class InvalidPoints(FeedBufferError):
-    pass
 
 
 @dataclass

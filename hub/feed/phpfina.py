@@ -79,17 +79,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from hub.feed import summary as sidecar
+from hub.feed.common import (  # noqa: F401  (re-exported: phpfina.FeedError etc.)
+    CALENDAR_INTERVALS,
+    CSV_DECIMALS,
+    DEFAULT_DIVISIONS,
+    MAX_FUTURE_SECONDS,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    TIME_FORMATS,
+    VALUE_SIZE,
+    CorruptFeed,
+    FeedError,
+    FeedExists,
+    FeedNotFound,
+    InvalidInterval,
+    InvalidReadRequest,
+    TimestampOutOfRange,
+    check_feed_id,
+    validate_interval,
+)
 
 # --- tunables ------------------------------------------------------------------------------
-MIN_INTERVAL = 1  # smallest feed interval accepted by create() (emoncms min_feed_interval)
-MAX_INTERVAL = 366 * 86400  # largest feed interval accepted by create()
 MAX_PADDING = 15_768_000  # longest gap (slots) an append may pad: emoncms' "5 years @ 10 s"
-MAX_FUTURE_SECONDS = 7 * 86400  # points further ahead of now are dropped (forecasts fit)
 MAX_DATAPOINTS = 20_000  # emoncms max_datapoints: largest numeric-interval read
 MAX_CALENDAR_DIVISIONS = 100_000  # ~270 years of days: bounds a calendar read
-DEFAULT_DIVISIONS = 800  # interval < 1 in a read means (end - start) / DEFAULT_DIVISIONS
 FSYNC = True  # fdatasync each .dat after a batch; see "Durability" above
-CSV_DECIMALS = 2  # emoncms csv_decimal_places
 CSV_SEPARATOR = ","  # emoncms csv_field_separator
 SUMMARIES = True  # keep a <id>.summary sidecar per feed for fast averaged reads
 MAP_CACHE_FILES = 8  # read maps (.dat and .summary: 4 feeds) kept between reads; see MapCache
@@ -98,48 +112,9 @@ MAP_CACHE_FILES = 8  # read maps (.dat and .summary: 4 feeds) kept between reads
 META_FORMAT = "<IIII"  # legacy_id, legacy_npoints, interval, start_time
 META_SIZE = struct.calcsize(META_FORMAT)  # 16
 VALUE_DTYPE = np.dtype("<f4")
-VALUE_SIZE = VALUE_DTYPE.itemsize  # 4
 UINT32_MAX = 2**32 - 1
 
-CALENDAR_INTERVALS = ("daily", "weekly", "monthly", "annual")
-TIME_FORMATS = ("unix", "unixms", "excel", "iso8601", "notime")
 PADDING_MODES = (None, "join")
-
-
-# --- errors --------------------------------------------------------------------------------
-class FeedError(Exception):
-    """Base of every error raised by this module."""
-
-
-class FeedNotFound(FeedError):
-    def __init__(self, feed_id: int):
-        super().__init__(f"feed {feed_id} does not exist (no {feed_id}.meta)")
-        self.feed_id = feed_id
-
-
-class FeedExists(FeedError):
-    def __init__(self, feed_id: int):
-        super().__init__(f"feed {feed_id} already exists; delete it first")
-        self.feed_id = feed_id
-
-
-class InvalidInterval(FeedError):
-    pass
-
-
-class TimestampOutOfRange(FeedError):
-    pass
-
-
-class InvalidReadRequest(FeedError):
-    pass
-
-
-class CorruptFeed(FeedError):
-    def __init__(self, path: str, problem: str):
-        super().__init__(f"corrupt feed file {path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 # --- value types ---------------------------------------------------------------------------
@@ -794,24 +769,6 @@ def _runs(positions: np.ndarray, values: np.ndarray) -> Iterator[tuple[int, np.n
 
 
 # --- validation ----------------------------------------------------------------------------
-def check_feed_id(feed_id: int, error: type[Exception] = FeedError) -> int:
-    """A feed id as int; `error` (the caller's error family) unless a positive integer."""
-    if isinstance(feed_id, bool) or not isinstance(feed_id, (int, np.integer)) or feed_id < 1:
-        raise error(f"feed id must be a positive integer, got {feed_id!r}")
-    return int(feed_id)
-
-
-def validate_interval(interval, min_interval: int) -> int:
-    """Rules for a feed interval: 1. an integer; 2. >= min_interval; 3. <= MAX_INTERVAL."""
-    if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)):
-        raise InvalidInterval(f"interval must be an integer number of seconds, got {interval!r}")
-    if interval < min_interval:
-        raise InvalidInterval(f"interval {interval} s is below the minimum {min_interval} s")
-    if interval > MAX_INTERVAL:
-        raise InvalidInterval(f"interval {interval} s is above the maximum {MAX_INTERVAL} s")
-    return int(interval)
-
-
 def _validate_read_request(start: int, end: int, interval, dp) -> None:
     """Rules for a read:
     1. end > start ("request end time before start time" in emoncms);

@@ -12,8 +12,9 @@
 - Daily profiles (hydro, community, demand shaper) are ordinary feeds, one per kind per user,
   named after the kind with tag "profile", created on first use.
 
-Errors all derive from `phpfina.FeedError`, so a caller can catch engine and store failures
-together; the store's own failures are the subclasses below.
+Errors all derive from `common.FeedError` (the same class as `phpfina.FeedError`), so a
+caller can catch engine and store failures together; the store's own failures are the
+subclasses below. The engine (numpy) is imported on first read or write, not with the store.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pymysql
 import redis
 
 from hub.db import Database
-from hub.feed import phpfina
-from hub.feed.buffer import FeedBuffer, FlushStats
-from hub.feed.phpfina import FeedError, PHPFina
+from hub.feed import common
+from hub.feed.common import FLOAT32_MAX, FeedError
 from hub.names import PROFILE_KINDS, RedisKeys
+
+if TYPE_CHECKING:
+    from hub.feed.buffer import FeedBuffer, FlushStats
+    from hub.feed.phpfina import PHPFina
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,7 @@ TAG_RE = re.compile(r"^[\w\s:.-]{0,64}$")
 UNIT_RE = re.compile(r"^[^\x00-\x1f\x7f]{0,16}$")
 PROFILE_TAG = "profile"
 MAX_PROFILE_POINTS = 10_000  # a day at 10 s is 8,640 points
-CSV_DECIMALS = phpfina.CSV_DECIMALS
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values would be stored as inf
+CSV_DECIMALS = common.CSV_DECIMALS
 
 
 # emoncms post_multiple: an older point does not replace the cached last value.
@@ -62,7 +65,7 @@ return 1
 """
 
 
-class FeedNotFound(phpfina.FeedNotFound):
+class FeedNotFound(common.FeedNotFound):
     def __init__(self, feed_id: int) -> None:
         FeedError.__init__(self, f"feed {feed_id} does not exist")
         self.feed_id = feed_id
@@ -146,8 +149,8 @@ def _check_time(t: Any, now: float) -> float:
         raise InvalidPoint(f"time must be a number, got {t!r}") from None
     if not math.isfinite(t) or t <= 0:
         raise InvalidPoint(f"time must be a positive unix time, got {t!r}")
-    if t > now + phpfina.MAX_FUTURE_SECONDS:
-        raise InvalidPoint(f"time {t:.0f} is more than {phpfina.MAX_FUTURE_SECONDS} s "
+    if t > now + common.MAX_FUTURE_SECONDS:
+        raise InvalidPoint(f"time {t:.0f} is more than {common.MAX_FUTURE_SECONDS} s "
                            f"in the future")
     return t
 
@@ -167,11 +170,25 @@ class FeedStore:
                  feed_dir: Path) -> None:
         self.db = db
         self.redis = redis_client
-        self.engine = PHPFina(str(feed_dir))
-        self.buffer = FeedBuffer(redis_client, keys.feed_buffer)
+        self.feed_dir = feed_dir
+        self._buffer_prefix = keys.feed_buffer
         self._last_key = keys.feed
         self._set_last_script = redis_client.register_script(_SET_LAST)
         self.now = time.time
+
+    # The engine and the buffer (numpy) are imported on first use: a `hub web` that only
+    # lists feeds' rows or serves inputs and accounts never loads numpy (issue 12).
+    @cached_property
+    def engine(self) -> PHPFina:
+        from hub.feed.phpfina import PHPFina
+
+        return PHPFina(str(self.feed_dir))
+
+    @cached_property
+    def buffer(self) -> FeedBuffer:
+        from hub.feed.buffer import FeedBuffer
+
+        return FeedBuffer(self.redis, self._buffer_prefix)
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -184,8 +201,8 @@ class FeedStore:
             raise InvalidFeed(f"engine {engine!r} is not supported: only {ENGINE_PHPFINA} "
                               f"(PHPFina) is")
         try:
-            interval = phpfina.validate_interval(interval, self.engine.min_interval)
-        except phpfina.InvalidInterval as exc:
+            interval = common.validate_interval(interval, self.engine.min_interval)
+        except common.InvalidInterval as exc:
             raise InvalidFeed(str(exc)) from None
         try:
             with self.db.cursor() as cur:
@@ -213,7 +230,7 @@ class FeedStore:
         self.redis.delete(self._last_key(feed_id))
         try:
             self.engine.create(feed_id, interval)
-        except phpfina.FeedExists:
+        except common.FeedExists:
             log.warning("feed %s: removing files left by a deleted feed", feed_id)
             self.engine.delete(feed_id)
             self.engine.create(feed_id, interval)
@@ -310,7 +327,7 @@ class FeedStore:
         self.redis.delete(self._last_key(feed_id))
         try:
             self.engine.delete(feed_id)
-        except phpfina.FeedNotFound:
+        except common.FeedNotFound:
             log.warning("feed %s had no files to delete", feed_id)
 
     # -- writing -----------------------------------------------------------------------------
@@ -328,6 +345,8 @@ class FeedStore:
             return 0
         if not self.engine.exists(feed_id):
             raise FeedNotFound(feed_id)
+        import numpy as np  # loaded with the buffer anyway; see `engine`
+
         now = self.now()
         checked_t = np.array([_check_time(t, now) for t in times], dtype=np.float64)
         checked_v = np.array([_check_value(v) for v in values], dtype=np.float64)
@@ -436,7 +455,9 @@ class FeedStore:
         times = sorted(set().union(*columns))
         labels = [f"{f.tag}:{f.name}" if f.tag else f.name for f in feeds]
         fmt = "unix" if timeformat == "notime" else timeformat
-        shown = [row[0] for row in phpfina.format_rows(times, times, fmt, timezone)]
+        from hub.feed.phpfina import format_rows
+
+        shown = [row[0] for row in format_rows(times, times, fmt, timezone)]
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["time", *labels])
@@ -452,10 +473,10 @@ class FeedStore:
         """(byte count, chunks) of the .dat file from `start_byte` as emoncms feed/export:
         rounded down to a whole point, minus one point. Flushed data only."""
         meta = self.engine.get_meta(feed_id)
-        offset = max(0, int(start_byte) // phpfina.VALUE_SIZE * phpfina.VALUE_SIZE)
-        if offset >= phpfina.VALUE_SIZE:
-            offset -= phpfina.VALUE_SIZE
-        length = max(0, meta.npoints * phpfina.VALUE_SIZE - offset)
+        offset = max(0, int(start_byte) // common.VALUE_SIZE * common.VALUE_SIZE)
+        if offset >= common.VALUE_SIZE:
+            offset -= common.VALUE_SIZE
+        length = max(0, meta.npoints * common.VALUE_SIZE - offset)
         return length, _limit(self.engine.export_dat(feed_id, start_byte), length)
 
 

@@ -26,7 +26,7 @@ import pymysql
 import redis
 
 from hub.db import Database
-from hub.feed.phpfina import FeedNotFound
+from hub.feed.common import FeedNotFound
 from hub.feed.store import FeedStore
 from hub.input import process as proc
 from hub.input.readings import NodePost

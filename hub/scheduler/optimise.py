@@ -46,21 +46,9 @@ import numpy as np
 
 from .errors import InvalidRequest, NoTimeLeft
 from .signal import Signal
+from .window import MAX_PERIOD, Window
 
-MAX_PERIOD = 14 * 86_400
 TIE_TOLERANCE = 1e-9  # relative to the sum of |cost| over the horizon (float noise only)
-
-
-@dataclass(frozen=True, order=True)
-class Window:
-    """Run from `start` to `end` (unix seconds, half-open)."""
-
-    start: int
-    end: int
-
-    @property
-    def seconds(self) -> int:
-        return self.end - self.start
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .errors import InvalidRequest, InvalidSchedule, ReadyByPassed
 from .localtime import iso_local, local_to_unix, parse_hhmm, unix_to_local, zone
-from .optimise import MAX_PERIOD, Window, choose, filled_costs, total_signal
-from .signal import MAX_SPAN, Signal
+from .window import MAX_PERIOD, Window
+
+# The optimiser and the signal (numpy) are imported by the functions that plan: a schedule's
+# definition and occurrence (the web's schedule forms) do not need them (issue 12).
+if TYPE_CHECKING:
+    from .signal import Signal
 
 MODES = ("smart", "on", "off")
 WAIT_MARGIN = 600  # wait for a new profile only while the uncovered tail has this much slack
@@ -219,6 +223,9 @@ def plan_run(
         return Plan("running", (frozen,), ready_by, remaining_s)
     if earliest >= ready_by:
         return Plan("done", (), ready_by, 0, remaining_s)
+    from .optimise import choose
+    from .signal import MAX_SPAN
+
     covered_to = max(signal.end, earliest)
     if ready_by - covered_to - remaining_s >= WAIT_MARGIN:
         return Plan("waiting_for_signal", (), ready_by, remaining_s,
@@ -237,6 +244,8 @@ def explain(
     result: Plan, signal: Signal, earliest: int, tz: ZoneInfo | str = "UTC"
 ) -> dict[str, Any]:
     """The chosen slots, their signal, the total, and the total of running now instead."""
+    from .optimise import filled_costs, total_signal
+
     tz = zone(tz) if isinstance(tz, str) else tz
     out: dict[str, Any] = {
         "status": result.status,

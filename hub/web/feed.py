@@ -30,9 +30,9 @@ from typing import Any
 import bottle
 from bottle import response
 
-from hub.feed import phpfina
+from hub.feed import common as phpfina  # the engine's errors and limits, without numpy
 from hub.feed import store as model
-from hub.feed.buffer import FeedBufferError
+from hub.feed.common import FeedBufferError
 from hub.web.api import (
     MAX_INT,
     ApiError,

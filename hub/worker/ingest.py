@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from hub.context import HubContext
 from hub.errors import SERVER_ERRORS
-from hub.feed.phpfina import FeedError
+from hub.feed.common import FeedError
 from hub.input.readings import (
     BadPayload,
     IngestError,

@@ -25,6 +25,7 @@ LAYERS: dict[str, str] = {
     "hub": "base", "hub.config": "base", "hub.names": "base",
     # lib: pure libraries (parsing, the feed engine, the optimiser, device protocols)
     "hub.scheduler": "lib", "hub.feed.phpfina": "lib", "hub.feed.summary": "lib",
+    "hub.feed.common": "lib",
     "hub.input.readings": "lib",
     "hub.device.adapters": "lib", "hub.device.errors": "lib",
     "hub.display.tariff": "lib", "hub.display.periods": "lib", "hub.display.goodtime": "lib",
@@ -48,6 +49,17 @@ ALLOWED_LOCAL_IMPORTS = {
     ("hub.device.dynsec", "paho.mqtt.client"): "`hub web` uses this module's helpers on every "
     "start but opens a broker admin connection only when a device is paired or removed: "
     "paho (with urllib.request) is ~1 MB of RSS it need not hold until then (issue 12)",
+    # numpy (~12 MB RSS) only where a feed is read or written or a schedule planned, so a
+    # `hub web` that serves inputs, accounts and schedule forms never loads it (issue 12)
+    ("hub.feed.store", "hub.feed.phpfina"): "the feed engine (numpy): on first read or write",
+    ("hub.feed.store", "hub.feed.buffer"): "the feed buffer (numpy): on first write or read",
+    ("hub.feed.store", "numpy"): "insert_many packs points for the buffer, loaded by then",
+    ("hub.scheduler.plan", "hub.scheduler.optimise"): "the optimiser (numpy): when planning",
+    ("hub.scheduler.plan", "hub.scheduler.signal"): "signals (numpy): when planning",
+    ("hub.device.planning", "hub.scheduler.signal"): "signals (numpy): when one is built",
+    ("hub.cli", "hub.sync.run"): "`hub admin sync` only; it reads feeds (numpy)",
+    ("hub.context", "hub.display.household"): "the web's screens only, not `hub worker`",
+    ("hub.context", "hub.display.screens"): "the web's screens only, not `hub worker`",
 }
 
 

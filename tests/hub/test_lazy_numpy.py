@@ -1,0 +1,72 @@
+"""`hub web` loads numpy (~12 MB RSS) only when a feed is read or written (issue 12).
+
+A real `python -m hub web` against the test servers: after routes that read no feed (health,
+inputs, the login page, a schedule-free device list) numpy's core extension is not mapped
+into the process; the first feed read loads it and answers the stored points.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devstack.servers import free_port, hub_env, stop_process
+from hub.input.readings import NodePost
+from tests.client import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def numpy_mapped(pid: int) -> bool:
+    return "_multiarray_umath" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.fixture
+def hub_web(hub_config, tmp_path):
+    port = free_port()
+    log = tmp_path / "web.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "web", "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=ROOT, env=hub_env(hub_config),
+                                stdout=out, stderr=subprocess.STDOUT)
+    client = Client("127.0.0.1", port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.request("GET", "/version")
+            break
+        except OSError:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "hub web did not answer in 60 s"
+            time.sleep(0.1)
+    yield proc, client
+    stop_process(proc, timeout=30)
+
+
+def test_web_loads_numpy_on_the_first_feed_read(ctx, hub_web):
+    proc, client = hub_web
+    user = ctx.users.register("alice", "alices-long-password")
+    feed = ctx.feeds.create(user.id, "power", interval=10)
+    t0 = (int(time.time()) - 3600) // 10 * 10
+    ctx.feeds.insert_many(feed.id, [t0 + 10 * i for i in range(6)], [1.0, 2, 3, 4, 5, 6])
+    ctx.feeds.flush()
+    ctx.inputs.ingest(user.id, [NodePost("house", t0, {"power": 5.0})])
+    key = {"apikey": user.apikey_read}
+
+    health = client.request("GET", "/health.json")  # no worker runs here: 503, and says so
+    assert health.status == 503 and "worker" in health.text
+    inputs = client.request("GET", "/input/list.json", params=key)
+    assert [i["name"] for i in inputs.json()] == ["power"]
+    assert client.request("GET", "/input/get.json", params=key).json()["house"]["power"][
+        "value"] == 5.0
+    assert client.request("GET", "/login").status == 200
+    assert not numpy_mapped(proc.pid), "a route that reads no feed imported numpy"
+
+    rows = client.request("GET", "/feed/data.json", params={
+        **key, "id": feed.id, "start": t0, "end": t0 + 50, "interval": 10}).json()
+    assert [v for _, v in rows] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert numpy_mapped(proc.pid)
