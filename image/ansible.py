@@ -78,11 +78,12 @@ def write_inventory(cfg: BuildConfig, interpreter: str) -> Path:
 
 
 def extra_vars(cfg: BuildConfig) -> dict[str, object]:
-    """Variables every playbook gets: tells roles they run in an image build."""
+    """Variables every playbook gets: tells roles they run in an image build. No image
+    version: it changes with every commit, so what the stage cache keeps must not depend on
+    it (40-readonly-finish stamps it)."""
     return {
         "cydynni_build": True,
         "cydynni_repo_dir": str(REPO_DIR),
-        "cydynni_image_version": cfg["IMG_VERSION"],
         "cydynni_rauc_compatible": cfg.compatible,
     }
 
