@@ -101,7 +101,8 @@ def step_bundle(cfg: build_config.BuildConfig) -> None:
                                              Path(tmp) / bundle.ROOTFS_NAME)
         log.info(f"bundle rootfs {rootfs.stat().st_size // 2**20} MiB (slot A, shrunk)")
         bundle.make(rootfs, out, compatible=cfg.compatible, counter=build,
-                    display_version=cfg["IMG_VERSION"], cert=cert, key=key, keyring=keyring)
+                    display_version=cfg["IMG_VERSION"], cert=cert, key=key, keyring=keyring,
+                    mksquashfs_args=cfg["RAUC_MKSQUASHFS_ARGS"])
     made = bundle.check(out, keyring, compatible=cfg.compatible)
     digest = sha256(out)
     with (cfg.deploy_dir / f"{cfg.basename}.sha256").open("a") as sums:
