@@ -58,17 +58,23 @@ class CachePoint:
         return cfg.cache_dir / f"stage-{self.stage.name}-{self.key}"
 
 
-def _hash_tree(digest: hashlib._Hash, path: Path, excluded: set[Path], label: str) -> None:
-    """Names, types, modes, symlink targets and contents of every file below `path`."""
+def _walk(path: Path, excluded: set[Path], found: list[Path]) -> None:
+    """`path` and everything below it, in name order, without excluded paths or bytecode."""
     if path in excluded or path.name in _SKIPPED_NAMES or path.suffix == ".pyc":
         return
+    found.append(path)
+    if path.is_dir() and not path.is_symlink():
+        for child in sorted(path.iterdir()):
+            _walk(child, excluded, found)
+
+
+def _hash_entry(digest: hashlib._Hash, path: Path) -> None:
+    """Name, type, mode, and symlink target or contents of one file or folder."""
+    label = str(path.relative_to(REPO_DIR)) if REPO_DIR in path.parents else str(path)
     info = path.lstat()
     digest.update(f"{label}\0{stat.S_IFMT(info.st_mode):o}\0{info.st_mode & 0o7777:o}\0".encode())
     if stat.S_ISLNK(info.st_mode):
         digest.update(os.readlink(path).encode() + b"\0")
-    elif stat.S_ISDIR(info.st_mode):
-        for child in sorted(path.iterdir()):
-            _hash_tree(digest, child, excluded, f"{label}/{child.name}")
     elif stat.S_ISREG(info.st_mode):
         digest.update(hashlib.sha256(path.read_bytes()).digest())
 
@@ -97,25 +103,33 @@ def _ansible_version() -> str:
         return "no ansible"
 
 
-def cache_key(cfg: BuildConfig, covered: list[Path], marker: Path) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"bootstrap={bootstrap.cache_key(cfg, all_packages(cfg))}\n".encode())
-    for name in sorted(set(cfg.values) - LATE_VARIABLES):
-        digest.update(f"{name}={cfg[name]}\n".encode())
-    digest.update(f"ansible={_ansible_version()}\n".encode())
+def input_files(cfg: BuildConfig, covered: list[Path], marker: Path) -> list[Path]:
+    """Every file and folder the key hashes: the covered stage folders, the playbooks and
+    roles they apply, and the CACHE file's paths (minus its `-path` lines)."""
     included, excluded = listed_paths(marker)
-    inputs = list(covered)
+    roots = list(covered)
     for stage in covered:
         for step in step_dirs(stage):
             for action in actions(step):
                 if action.kind != "ansible":
                     continue
                 for playbook in playbooks(action.path, cfg.values):
-                    inputs.append(playbook)
-                    inputs.extend(role_dir(role, playbook) for role in playbook_roles(playbook))
-    for path in [*inputs, *included]:
-        label = str(path.relative_to(REPO_DIR)) if REPO_DIR in path.parents else str(path)
-        _hash_tree(digest, path, excluded, label)
+                    roots.append(playbook)
+                    roots.extend(role_dir(role, playbook) for role in playbook_roles(playbook))
+    found: list[Path] = []
+    for root in [*roots, *included]:
+        _walk(root, excluded, found)
+    return found
+
+
+def cache_key(cfg: BuildConfig, covered: list[Path], marker: Path) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"bootstrap={bootstrap.cache_key(cfg, all_packages(cfg))}\n".encode())
+    for name in sorted(set(cfg.values) - LATE_VARIABLES):
+        digest.update(f"{name}={cfg[name]}\n".encode())
+    digest.update(f"ansible={_ansible_version()}\n".encode())
+    for path in input_files(cfg, covered, marker):
+        _hash_entry(digest, path)
     return digest.hexdigest()[:16]
 
 
