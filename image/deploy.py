@@ -24,9 +24,11 @@ def main() -> int:
     for old in deploy.glob(f"{cfg['IMG_NAME']}-*"):
         old.unlink()
     raw = deploy / f"{base}.img"
+    started = time.monotonic()
     log.run(["cp", "--sparse=always", cfg.work_dir / f"{base}.img", raw])
     shutil.copy2(cfg.work_dir / "u-boot-qemu.bin", deploy / f"{base}.u-boot-qemu.bin")
     log.run(["bmaptool", "create", "-o", deploy / f"{base}.img.bmap", raw])
+    log.info(f"raw image and bmap took {time.monotonic() - started:.0f} s")
     started = time.monotonic()
     xz = deploy / f"{base}.img.xz"
     with xz.open("wb") as out:
