@@ -71,6 +71,9 @@ def write_inventory(cfg: BuildConfig, interpreter: str) -> Path:
         "retry_files_enabled = False\n"
         "host_key_checking = False\n"
         "nocolor = True\n"
+        # Seconds per task and the slowest tasks in deploy/build.log (Debian's ansible
+        # package ships ansible.posix; a missing callback is only a warning).
+        "callbacks_enabled = ansible.posix.profile_tasks\n"
         "[connection]\n"
         "pipelining = True\n"
     )
