@@ -24,7 +24,12 @@ def main() -> int:
         old.unlink()
     raw = deploy / f"{base}.img"
     started = time.monotonic()
-    log.run(["cp", "--sparse=always", cfg.work_dir / f"{base}.img", raw])
+    # A hard link, not a copy: the next build makes a new file in WORK_DIR, and writing
+    # ~0.8 GiB again only to read it back slows the xz below (writeback competes with it).
+    try:
+        os.link(cfg.work_dir / f"{base}.img", raw)
+    except OSError:  # WORK_DIR on another filesystem
+        log.run(["cp", "--sparse=always", cfg.work_dir / f"{base}.img", raw])
     shutil.copy2(cfg.work_dir / "u-boot-qemu.bin", deploy / f"{base}.u-boot-qemu.bin")
     log.run(["bmaptool", "create", "-o", deploy / f"{base}.img.bmap", raw])
     log.info(f"raw image and bmap took {time.monotonic() - started:.0f} s")
