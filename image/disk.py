@@ -111,7 +111,8 @@ def main() -> int:
     empty = work / "empty"
     empty.mkdir(exist_ok=True)
     image = work / f"{cfg.basename}.img"
-    image.unlink(missing_ok=True)
+    for old in work.glob(f"{cfg['IMG_NAME']}-*.img"):  # earlier versions' images (3.5 GiB)
+        old.unlink()
     total = parts[-1].start + parts[-1].size
     log.run(["truncate", "-s", str(total * SECTOR), image])
     boot = work / "part1.img"
