@@ -71,6 +71,9 @@ def write_inventory(cfg: BuildConfig, interpreter: str) -> Path:
         "retry_files_enabled = False\n"
         "host_key_checking = False\n"
         "nocolor = True\n"
+        # Seconds per task and the slowest tasks in deploy/build.log (Debian's ansible
+        # package ships ansible.posix; a missing callback is only a warning).
+        "callbacks_enabled = ansible.posix.profile_tasks\n"
         "[connection]\n"
         "pipelining = True\n"
     )
@@ -78,11 +81,12 @@ def write_inventory(cfg: BuildConfig, interpreter: str) -> Path:
 
 
 def extra_vars(cfg: BuildConfig) -> dict[str, object]:
-    """Variables every playbook gets: tells roles they run in an image build."""
+    """Variables every playbook gets: tells roles they run in an image build. No image
+    version: it changes with every commit, so what the stage cache keeps must not depend on
+    it (40-readonly-finish stamps it)."""
     return {
         "cydynni_build": True,
         "cydynni_repo_dir": str(REPO_DIR),
-        "cydynni_image_version": cfg["IMG_VERSION"],
         "cydynni_rauc_compatible": cfg.compatible,
     }
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from image import ansible, host, log, manifest
+from image import ansible, host, log, manifest, stagecache
 from image.chroot import run_in_chroot
 from image.config import REPO_DIR, BuildConfig
 from image.errors import BuildError, ConfigError, StepFailed
@@ -45,8 +45,29 @@ def _echo_step_messages(first_line: int) -> None:
             print("    " + line.split("] ", 1)[1], flush=True)
 
 
+def restore_cached_stages(cfg: BuildConfig, point: stagecache.CachePoint,
+                          durations: dict[str, float]) -> bool:
+    """Restore the rootfs after `point.stage` from the stage cache; False on a miss."""
+    started = time.monotonic()
+    log.info(f"Begin stage cache {point.entry(cfg).name}")
+    if not stagecache.restore(cfg, point):
+        log.info(f"End stage cache: miss, running {_label(point.covered[0])} to "
+                 f"{_label(point.stage)} and saving the result")
+        return False
+    durations["stage-cache-restore"] = round(time.monotonic() - started, 1)
+    for stage in point.covered:
+        log.info(f"Skip {_label(stage)} (restored from the stage cache)")
+    log.info(f"End stage cache: hit ({durations['stage-cache-restore']:.0f} s)")
+    return True
+
+
 def run_stages(cfg: BuildConfig, durations: dict[str, float]) -> None:
-    for stage in stage_dirs(cfg):
+    stages = stage_dirs(cfg)
+    point = stagecache.cache_point(cfg, stages)
+    restored = point is not None and restore_cached_stages(cfg, point, durations)
+    for stage in stages:
+        if restored and stage in point.covered:
+            continue
         if (stage / "SKIP").exists():
             log.info(f"Skip {_label(stage)} (SKIP file)")
             continue
@@ -75,6 +96,10 @@ def run_stages(cfg: BuildConfig, durations: dict[str, float]) -> None:
             log.info(f"  End {_label(step)} ({durations[_label(step)]:.0f} s)")
         durations[_label(stage)] = round(time.monotonic() - stage_started, 1)
         log.info(f"End {_label(stage)} ({durations[_label(stage)]:.0f} s)")
+        if point is not None and stage == point.stage:
+            saving = time.monotonic()
+            stagecache.save(cfg, point)
+            durations["stage-cache-save"] = round(time.monotonic() - saving, 1)
 
 
 def build(cfg: BuildConfig, *, install_host_tools: bool = True) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from image.errors import ConfigError
+from image.xzimage import parse_options as parse_xz_options
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONF = REPO_DIR / "build.conf"
@@ -166,6 +167,7 @@ def _validate(values: dict[str, str]) -> None:
         raise ConfigError(
             f"KEYRING={values['KEYRING']}: file not found (install debian-archive-keyring)"
         )
+    parse_xz_options(values["XZ_OPTS"])  # refuses what image/xzimage.py does not understand
     work = Path(values["WORK_DIR"]).resolve()
     if work == Path("/") or len(work.parts) < 3:
         raise ConfigError(f"WORK_DIR={work} is too close to / to be deleted safely")

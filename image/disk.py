@@ -1,6 +1,7 @@
 """Assemble the SD image without loop devices or mounts (the CI kernel has no vfat, and
-`losetup -P` makes no partition nodes): build each filesystem as a file with mkfs -d /
-mkfs.vfat -C + mcopy, write an MBR with sfdisk, and dd each file to its partition.
+`losetup -P` makes no partition nodes): mkfs.ext4 -d writes each ext4 straight into its
+partition of the sparse image file (`-E offset=`, so nothing is copied twice), the boot FAT
+is made as a file with mkfs.vfat -C + mcopy and dd'd in, then sfdisk writes the MBR.
 
 Layout (MBR, disk id DISK_ID; see shared contracts):
   p1 FAT32 CYDYNNIBOOT (bootable flag)  p2 ext4 cydynni-root-a   p3 ext4 cydynni-root-b
@@ -25,8 +26,9 @@ FIRST_SECTOR = 8192  # 4 MiB alignment, as SD card erase blocks like it
 SECTOR = 512
 UUID_NAMESPACE = uuid.UUID("8c4a3c52-5a7e-4d2c-9f0b-c7d7a1d20260")
 # mkfs.ext4 options kept identical between builds so the same input gives the same layout.
-EXT4_OPTS = ["-F", "-q", "-t", "ext4", "-b", "4096", "-I", "256",
-             "-E", "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0"]
+# mke2fs takes one -E: make_ext4 appends the partition offset to EXT4_EXTENDED.
+EXT4_OPTS = ["-F", "-q", "-t", "ext4", "-b", "4096", "-I", "256"]
+EXT4_EXTENDED = "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0"
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,17 @@ def du_mib(path: Path) -> int:
     return int(out.split()[0])
 
 
-def make_ext4(cfg: build_config.BuildConfig, part: Partition, out: Path, src: Path | None) -> None:
-    out.unlink(missing_ok=True)
+def make_ext4(cfg: build_config.BuildConfig, part: Partition, image: Path,
+              src: Path | None) -> None:
+    """mkfs.ext4 (-d src) into partition `part` of `image`, in place; then a read-only fsck.
+    nodiscard: the fresh image is all holes anyway, and a discard must never reach beyond
+    the partition."""
+    offset = part.start * SECTOR
     populate = ["-d", str(src)] if src else []
-    log.run(["mkfs.ext4", *EXT4_OPTS, "-L", part.label, "-U", fs_uuid(cfg, part.label),
-             *populate, out, f"{part.size * SECTOR // 1024}k"])
-    log.run(["e2fsck", "-fn", out])
+    extended = f"{EXT4_EXTENDED},offset={offset},nodiscard"
+    log.run(["mkfs.ext4", *EXT4_OPTS, "-E", extended, "-L", part.label,
+             "-U", fs_uuid(cfg, part.label), *populate, image, f"{part.size * SECTOR // 1024}k"])
+    log.run(["e2fsck", "-fn", f"{image}?offset={offset}"])
 
 
 def make_boot(cfg: build_config.BuildConfig, part: Partition, out: Path, src: Path) -> None:
@@ -103,24 +110,23 @@ def main() -> int:
     # /boot/firmware is the FAT's mount point: its content goes to p1, not into the slot.
     empty = work / "empty"
     empty.mkdir(exist_ok=True)
-    fs_images = {p.number: work / f"part{p.number}.img" for p in parts}
-    make_boot(cfg, parts[0], fs_images[1], work / "bootfs")
-    make_ext4(cfg, parts[1], fs_images[2], rootfs)
-    make_ext4(cfg, parts[2], fs_images[3], None)
-    make_ext4(cfg, parts[3], fs_images[4], empty)
     image = work / f"{cfg.basename}.img"
-    image.unlink(missing_ok=True)
+    for old in work.glob(f"{cfg['IMG_NAME']}-*.img"):  # earlier versions' images (3.5 GiB)
+        old.unlink()
     total = parts[-1].start + parts[-1].size
     log.run(["truncate", "-s", str(total * SECTOR), image])
+    boot = work / "part1.img"
+    make_boot(cfg, parts[0], boot, work / "bootfs")
+    log.run(["dd", f"if={boot}", f"of={image}", "bs=4M", f"seek={parts[0].start * SECTOR}",
+             "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
+    boot.unlink()
+    make_ext4(cfg, parts[1], image, rootfs)
+    make_ext4(cfg, parts[2], image, None)
+    make_ext4(cfg, parts[3], image, empty)
     script = work / "partitions.sfdisk"
     script.write_text(sfdisk_script(cfg, parts))
     with script.open("rb") as handle:
         log.run(["sfdisk", "--no-reread", "--no-tell-kernel", image], stdin=handle.fileno())
-    for part in parts:
-        log.run(["dd", f"if={fs_images[part.number]}", f"of={image}", "bs=4M",
-                 f"seek={part.start * SECTOR}", "oflag=seek_bytes", "conv=notrunc,sparse",
-                 "status=none"])
-        fs_images[part.number].unlink()
     (work / "partitions.json").write_text(json.dumps(
         {"disk_id": cfg["DISK_ID"], "sector_size": SECTOR, "total_sectors": total,
          "partitions": [{**asdict(p), "uuid": fs_uuid(cfg, p.label) if p.fs == "ext4" else None}

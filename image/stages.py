@@ -132,9 +132,22 @@ def _block_list(text: str, key: str, where: Path) -> list[str] | None:
     return None
 
 
+_IMPORT = re.compile(r"^\s*(?:-\s+)?(?:ansible\.builtin\.)?import_playbook:\s*([^\s#]+)")
+
+
 def playbook_roles(playbook: Path) -> list[str]:
-    """Roles a playbook applies: its `roles:` list of plain role names."""
-    return _block_list(playbook.read_text(), "roles", playbook) or []
+    """Roles a playbook applies: its `roles:` list of plain role names, then the roles of the
+    playbooks it imports (`import_playbook:`, as roles/site.yml does), in order."""
+    text = playbook.read_text()
+    names = _block_list(text, "roles", playbook) or []
+    for line in text.splitlines():
+        match = _IMPORT.match(line)
+        if match:
+            imported = playbook.parent / match.group(1)
+            if not imported.is_file():
+                raise ConfigError(f"{playbook}: imported playbook {imported} not found")
+            names.extend(playbook_roles(imported))
+    return names
 
 
 def role_dir(name: str, playbook: Path) -> Path:

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from image import config as build_config
@@ -96,13 +97,21 @@ def step_bundle(cfg: build_config.BuildConfig) -> None:
     out = cfg.deploy_dir / f"{cfg.basename}.raucb"
     keyring = cfg.work_dir / "ota-keyring.pem"
     keys.write_keyring(keyring_certs(cfg), keyring)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ota-", dir=cfg.work_dir) as tmp:
         rootfs = bundle.rootfs_from_sd_image(cfg.work_dir / f"{cfg.basename}.img",
                                              Path(tmp) / bundle.ROOTFS_NAME)
-        log.info(f"bundle rootfs {rootfs.stat().st_size // 2**20} MiB (slot A, shrunk)")
+        log.info(f"bundle rootfs {rootfs.stat().st_size // 2**20} MiB (slot A, shrunk, "
+                 f"{time.monotonic() - started:.0f} s)")
+        started = time.monotonic()
         bundle.make(rootfs, out, compatible=cfg.compatible, counter=build,
-                    display_version=cfg["IMG_VERSION"], cert=cert, key=key, keyring=keyring)
+                    display_version=cfg["IMG_VERSION"], cert=cert, key=key, keyring=keyring,
+                    mksquashfs_args=cfg["RAUC_MKSQUASHFS_ARGS"])
+        log.info(f"rauc bundle ({cfg['RAUC_MKSQUASHFS_ARGS']}) took "
+                 f"{time.monotonic() - started:.0f} s")
+    started = time.monotonic()
     made = bundle.check(out, keyring, compatible=cfg.compatible)
+    log.info(f"bundle checked (signature, verity payload) in {time.monotonic() - started:.0f} s")
     digest = sha256(out)
     with (cfg.deploy_dir / f"{cfg.basename}.sha256").open("a") as sums:
         sums.write(f"{digest}  {out.name}\n")

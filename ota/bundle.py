@@ -24,6 +24,9 @@ from ota.tools import run
 
 ROOTFS_NAME = "rootfs.ext4"
 ROOT_PARTITION = 2  # slot A of the SD image (image/disk.py)
+# The bundle's squashfs: zstd (the device's Debian kernel has CONFIG_SQUASHFS_ZSTD=y) at
+# level 6 is ~15x faster to build than RAUC's default gzip and a few % smaller.
+MKSQUASHFS_ARGS = "-comp zstd -Xcompression-level 6"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ def manifest_text(compatible: str, version: str, build: str, description: str) -
 
 
 def make(rootfs_image: Path, out: Path, *, compatible: str, counter: int, display_version: str,
-         cert: Path, key: Path, keyring: Path | None = None) -> BundleInfo:
+         cert: Path, key: Path, keyring: Path | None = None,
+         mksquashfs_args: str = MKSQUASHFS_ARGS) -> BundleInfo:
     """Sign `rootfs_image` into the verity bundle `out` (replaced if it exists)."""
     if not rootfs_image.is_file():
         raise BundleError(f"root filesystem image {rootfs_image} not found")
@@ -75,6 +79,8 @@ def make(rootfs_image: Path, out: Path, *, compatible: str, counter: int, displa
             run(["cp", "--sparse=always", rootfs_image, target], error=BundleError)
         partial = Path(tmp) / "bundle.raucb"
         argv = ["rauc", "bundle", f"--cert={cert}", f"--key={key}"]
+        if mksquashfs_args:
+            argv.append(f"--mksquashfs-args={mksquashfs_args}")
         if keyring is not None:
             argv.append(f"--keyring={keyring}")
         run([*argv, content, partial], error=BundleError)
@@ -99,11 +105,35 @@ def rootfs_from_sd_image(sd_image: Path, out: Path, *, shrink: bool = True) -> P
     mib = 1024 * 1024
     if start % mib or size % mib:
         raise BundleError("root partition is not MiB aligned")
-    run(["dd", f"if={sd_image}", f"of={out}", "bs=1M", f"skip={start // mib}",
-         f"count={size // mib}", "conv=sparse", "status=none"], error=BundleError)
+    copy_range_sparse(sd_image, start, size, out)
     if shrink:
         shrink_ext4(out)
     return out
+
+
+def copy_range_sparse(source: Path, start: int, length: int, out: Path) -> None:
+    """Copy bytes [start, start + length) of `source` into a new sparse file `out`, only the
+    data extents (SEEK_DATA/SEEK_HOLE): the holes of a fresh SD image are most of a slot."""
+    end = start + length
+    with source.open("rb") as src, out.open("wb") as dst:
+        os.truncate(dst.fileno(), length)
+        position = start
+        while position < end:
+            try:
+                data = os.lseek(src.fileno(), position, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            if data >= end:
+                break
+            hole = min(os.lseek(src.fileno(), data, os.SEEK_HOLE), end)
+            copied = data
+            while copied < hole:
+                done = os.copy_file_range(src.fileno(), dst.fileno(), hole - copied,
+                                          copied, copied - start)
+                if done == 0:
+                    raise BundleError(f"{source}: unexpected end of file at {copied}")
+                copied += done
+            position = hole
 
 
 def shrink_ext4(image: Path) -> None:

@@ -53,9 +53,19 @@ def test_the_build_reads_each_role_list_as_yaml_does(role: str) -> None:
     assert stages.role_packages(ROLES / role) == yaml_role_packages(role)
 
 
+def yaml_playbook_roles(playbook: Path) -> list[str]:
+    """Roles of every play in order, following import_playbook as Ansible does."""
+    names = []
+    for play in yaml.safe_load(playbook.read_text()):
+        imported = play.get("ansible.builtin.import_playbook") or play.get("import_playbook")
+        if imported:
+            names.extend(yaml_playbook_roles(playbook.parent / imported))
+        names.extend(r if isinstance(r, str) else r["role"] for r in play.get("roles", []))
+    return names
+
+
 def test_the_build_reads_the_roles_site_yml_applies() -> None:
-    play = yaml.safe_load(SITE.read_text())[0]
-    names = [r if isinstance(r, str) else r["role"] for r in play["roles"]]
+    names = yaml_playbook_roles(SITE)
     assert stages.playbook_roles(SITE) == names
     assert sorted(names) == role_names(), "a role in roles/ that site.yml does not apply"
 
