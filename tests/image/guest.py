@@ -111,6 +111,9 @@ class Guest:
     def boot_analysis(self, out: Path, title: str) -> str:
         """Where this boot spent its time (systemd-analyze), kept as an artifact; returns the
         one-line summary."""
+        # The hub is ready before the boot has finished (cydynni-ota-commit still judges the
+        # slot), and systemd-analyze has nothing to say until it has.
+        self.ssh("systemctl is-system-running --wait", check=False, timeout=600)
         summary = self.ssh("systemd-analyze time", check=False).stdout.strip()
         chain = self.ssh("systemd-analyze critical-chain --no-pager cydynni-hub-web.service "
                          "multi-user.target", check=False).stdout
