@@ -188,17 +188,23 @@ def _present_end(k: int, js: np.ndarray) -> np.ndarray:
     return node_offset(np.int64(LEVEL0), last_base) + BASE_SIZE
 
 
-def _whole(body: int) -> int:
-    """Bytes of the whole nodes at the start of a body of ``body`` bytes (a torn node at its
-    end is not whole and is overwritten by the next append)."""
-    lo, hi = 0, body // BASE_SIZE + 1  # blocks whose nodes are all there
+def _blocks_present(body: int, most: int) -> int:
+    """How many leading blocks (at most ``most``) have all their nodes in a body of ``body``
+    bytes: the largest n with body_size(n blocks) <= body (a binary search)."""
+    lo, hi = 0, most
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if body_size(mid << LEVEL0) <= body:
             lo = mid
         else:
             hi = mid - 1
-    whole = body_size(lo << LEVEL0)
+    return lo
+
+
+def _whole(body: int) -> int:
+    """Bytes of the whole nodes at the start of a body of ``body`` bytes (a torn node at its
+    end is not whole and is overwritten by the next append)."""
+    whole = body_size(_blocks_present(body, body // BASE_SIZE + 1) << LEVEL0)
     rest = body - whole  # part of the nodes ending at the next block's end
     if rest < BASE_SIZE:
         return whole
@@ -863,14 +869,7 @@ def _append(engine, fd: int, body: int, npoints: int,
     """Append every node the sidecar lacks, CATCH_UP_SLOTS at a time (normally one step:
     one pwrite per flush).  Returns the new body size."""
     # Start from the largest whole-block prefix whose nodes are all present.
-    lo, hi = 0, npoints >> LEVEL0
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if body_size(mid << LEVEL0) <= body:
-            lo = mid
-        else:
-            hi = mid - 1
-    target = lo << LEVEL0
+    target = _blocks_present(body, npoints >> LEVEL0) << LEVEL0
     while body < body_size(npoints):
         target = min(npoints, target + CATCH_UP_SLOTS)
         body = _append_upto(engine, fd, body, target, read_values)
