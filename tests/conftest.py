@@ -8,7 +8,10 @@ directory, web server) per test, and helpers to register and log in.
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.servers import Servers, free_port
+from devstack.servers import Servers, free_port, hub_env, stop_process
 from hub.config import Config, load_config
 from hub.context import HubContext
 from tests.client import Client
@@ -53,6 +56,32 @@ def ctx(hub_config: Config) -> Iterator[HubContext]:
     migrate(context.db)
     yield context
     context.close()
+
+
+@pytest.fixture
+def hub_web_process(hub_config: Config,
+                    tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int, Path]]:
+    """`python -m hub web` as its own process on a free port, with MALLOC_ARENA_MAX=2 as in
+    cydynni-hub-web.service; yields (process, port, its log) once /version answers."""
+    port = free_port()
+    log = tmp_path / "web.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "web", "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=Path(__file__).resolve().parents[1],
+                                env={**hub_env(hub_config), "MALLOC_ARENA_MAX": "2"},
+                                stdout=out, stderr=subprocess.STDOUT)
+    client = Client("127.0.0.1", port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.get("/version")
+            break
+        except OSError:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "hub web did not answer in 60 s"
+            time.sleep(0.1)
+    yield proc, port, log
+    stop_process(proc, timeout=30)
 
 
 @pytest.fixture

@@ -28,8 +28,6 @@ import contextlib
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,11 +46,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     response_schema_conformance,
 )
 
-from devstack.servers import free_port, hub_env, stop_process  # noqa: E402
-from tests.client import Client  # noqa: E402
 from tests.conftest import SETUP_CODE  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("HUB_FUZZ_SECONDS", "90"))
 SLOW_S = 2.0  # reported
 STUCK_S = 15.0  # fails: a request this slow is hung, not slow
@@ -83,27 +78,10 @@ def rss_mb(pid: int) -> float:
 
 
 @pytest.fixture
-def hub_web(hub_config, tmp_path):
-    """`python -m hub web` on a free port, as the device runs it."""
-    port = free_port()
-    log = tmp_path / "web.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "web", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT,
-                                env={**hub_env(hub_config), "MALLOC_ARENA_MAX": "2"},  # as the unit
-                                stdout=out, stderr=subprocess.STDOUT)
-    client = Client("127.0.0.1", port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.get("/version")
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "hub web did not answer in 60 s"
-            time.sleep(0.1)
-    yield proc, f"http://127.0.0.1:{port}", log
-    stop_process(proc, timeout=30)
+def hub_web(hub_web_process):
+    """`python -m hub web` on a free port, as the device runs it (tests/conftest.py)."""
+    proc, port, log = hub_web_process
+    return proc, f"http://127.0.0.1:{port}", log
 
 
 def _world(base: str, ctx) -> dict:

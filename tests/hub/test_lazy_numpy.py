@@ -7,18 +7,13 @@ into the process; the first feed read loads it and answers the stored points.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from devstack.servers import free_port, hub_env, stop_process
 from hub.input.readings import NodePost
 from tests.client import Client
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def numpy_mapped(pid: int) -> bool:
@@ -26,25 +21,9 @@ def numpy_mapped(pid: int) -> bool:
 
 
 @pytest.fixture
-def hub_web(hub_config, tmp_path):
-    port = free_port()
-    log = tmp_path / "web.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "web", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT, env=hub_env(hub_config),
-                                stdout=out, stderr=subprocess.STDOUT)
-    client = Client("127.0.0.1", port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.request("GET", "/version")
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "hub web did not answer in 60 s"
-            time.sleep(0.1)
-    yield proc, client
-    stop_process(proc, timeout=30)
+def hub_web(hub_web_process):
+    proc, port, _log = hub_web_process
+    return proc, Client("127.0.0.1", port)
 
 
 def test_web_loads_numpy_on_the_first_feed_read(ctx, hub_web):
