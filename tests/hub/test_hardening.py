@@ -387,6 +387,23 @@ def test_content_length_with_chunked_is_400_json(web):
     assert headers["connection"] == "close" and rest == b""
 
 
+@pytest.mark.parametrize("request_bytes", [
+    # Refused by the HTTP server before the app sees them (the API fuzzer found the first:
+    # a generated header named Content-Length with a value that is not a number).
+    b"POST /user/login.json HTTP/1.1\r\nHost: x\r\nContent-Length: (@C1h\r\n\r\n",
+    b"GET /feed/list.json HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    b"NOT A REQUEST LINE AT ALL\r\n\r\n",
+    b"GET /feed/list.json HTTP/2.5\r\nHost: x\r\n\r\n",
+])
+def test_requests_the_server_refuses_answer_json_and_close(web, request_bytes):
+    status, headers, body, _, rest = raw_with_rest(web, request_bytes)
+    assert 400 <= status < 600, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)
+    assert error["success"] is False and error["message"]
+    assert headers["connection"] == "close" and rest == b""
+
+
 @pytest.mark.parametrize("body", [
     b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--\r\n",  # part without a name
     b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nno closing boundary",
