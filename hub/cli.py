@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from hub.config import ConfigError, config_path, load_config
 from hub.context import HubContext
-from hub.db import migrate
+from hub.db import migrate, wait_until_listening
 from hub.errors import DatabaseError
 from hub.sync.link import InvalidLink, LinkError
 from hub.sync.store import ProvisionRequest, SyncBusy
@@ -31,6 +31,7 @@ def _web(args: argparse.Namespace, ctx: HubContext) -> int:
     from hub.web.server import make_server
 
     config = ctx.config
+    wait_until_listening(config)
     app = create_app(config, ctx)
     host = args.host or config.web_host
     port = args.port or config.web_port
@@ -50,6 +51,7 @@ def _web(args: argparse.Namespace, ctx: HubContext) -> int:
 def _worker(args: argparse.Namespace, ctx: HubContext) -> int:
     from hub.worker.loop import run_worker
 
+    wait_until_listening(ctx.config)
     return run_worker(ctx)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,39 @@ def connect(config: Config) -> pymysql.Connection:
         where = config.db_socket or f"{config.db_host}:{config.db_port}"
         raise DatabaseError(f"cannot connect to MariaDB at {where} as {config.db_user!r}: "
                             f"{exc.args[-1]}") from exc
+
+
+# `hub web` and `hub worker` start beside MariaDB at boot: their units do not wait for it,
+# so their imports (seconds under QEMU, on a Pi 3 too) overlap its start. This long they
+# wait for it to listen; then they exit and systemd starts them again.
+SERVER_START_WAIT_S = 60
+# pymysql's "can't connect" (socket missing or refused) and "lost connection" while the
+# server is still starting: worth waiting for. Anything else (a wrong password, no such
+# database) is answered at once.
+_NOT_LISTENING_YET = {2002, 2003, 2013}
+
+
+def wait_until_listening(config: Config, timeout_s: float = SERVER_START_WAIT_S,
+                         poll_s: float = 0.25) -> None:
+    """Return once MariaDB accepts the hub's login; raise DatabaseError when it refuses the
+    login, or when it has not listened within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    said = False
+    while True:
+        try:
+            connect(config).close()
+            if said:
+                log.info("MariaDB is up")
+            return
+        except DatabaseError as exc:
+            cause = exc.__cause__
+            code = cause.args[0] if cause is not None and cause.args else None
+            if code not in _NOT_LISTENING_YET or time.monotonic() >= deadline:
+                raise
+            if not said:
+                log.info("waiting up to %.0f s for MariaDB to listen (%s)", timeout_s, exc)
+                said = True
+        time.sleep(poll_s)
 
 
 class Database:
