@@ -218,6 +218,7 @@ class Worker:
                 if self.just_connected:
                     self.just_connected = False
                     self._each_service("on_connect")
+                    next_beat = 0.0  # say so at once: /health.json waits for this beat
                 now = time.time()
                 if now >= next_tick:
                     next_tick = now + TICK_S
