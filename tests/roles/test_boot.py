@@ -95,7 +95,7 @@ def test_services_work_with_generated_credentials(booted: dict, boot: str) -> No
     report = booted[boot]
     assert report["mqtt"] == {"hub_roundtrip": "42.5", "anonymous": "Not authorized",
                               "wrong_password": "Not authorized", "admin": "Success"}
-    assert report["mariadb"]["hub_tables"] > 0  # hub admin migrate ran
+    assert report["mariadb"]["hub_tables"] > 0  # hub web/worker migrated at start
     assert report["redis"] is True
     assert report["health"]["status"] == 200
     assert report["health"]["body"]["ok"] is True
