@@ -389,16 +389,20 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     if n == 0 or not (b > a).any():
         return np.zeros(n), np.zeros(n, dtype=np.int64)
     block_a, block_b = a >> LEVEL0, b >> LEVEL0
+    # Edge blocks: those holding a bucket edge that is not on a block boundary (an edge on
+    # one takes no node below LEVEL0 and counts no slot there: its row may be any, 0).
     keys = np.empty(2 * n, dtype=np.int64)
     keys[0::2], keys[1::2] = block_a, block_b  # sorted already when the buckets are
-    new = keys[1:] != keys[:-1]
-    if (keys[1:] >= keys[:-1]).all():
-        blocks = keys[np.concatenate(([True], new))]
-        row = np.empty(2 * n, dtype=np.int64)
-        row[0] = 0
-        np.cumsum(new, out=row[1:])
+    offsets = np.empty(2 * n, dtype=np.int64)
+    offsets[0::2], offsets[1::2] = a, b
+    offsets &= BLOCK - 1
+    cut = offsets != 0
+    if cut.all():
+        blocks, row = _rows(keys)
     else:
-        blocks, row = np.unique(keys, return_inverse=True)
+        blocks, cut_row = _rows(keys[cut])
+        row = np.zeros(2 * n, dtype=np.int64)
+        row[cut] = cut_row
     row_a, row_b = row[0::2], row[1::2]
     whole_a = -((-a) >> LEVEL0)  # the whole blocks of [a, b) are [whole_a, whole_b)
     whole_b = block_b
@@ -410,7 +414,8 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
                   else scratch.leaves[: m * BLOCK + 1])
         _block_rows(view, blocks, leaves[: m * BLOCK].reshape(m, BLOCK))
         inner, gaps = _edge_trees(leaves, m, scratch)
-        left, right = _low_nodes(a, b, whole_a, whole_b, m, row_a, row_b, leaves, inner)
+        left, right = _low_nodes(a, b, whole_a, whole_b, m, row_a, row_b, leaves, inner,
+                                 _lowest_level(offsets))
     finally:
         if scratch is not None:
             scratch.lock.release()
@@ -427,42 +432,70 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
         edges -= np.searchsorted(gaps, edges)  # minus the NaNs before
     counts = edges[:, 1] - edges[:, 0] + edges[:, 3] - edges[:, 2]
     acc = np.zeros(n)
-    for r in range(LEVEL0):
-        acc += left[r]
+    for row_sums in left:  # by ascending level (only the levels some bucket has)
+        acc += row_sums
     if (whole_b > whole_a).any():
         counts += _add_high_nodes(view, acc, whole_a, whole_b, summary)
-    for r in range(LEVEL0 - 1, -1, -1):
-        acc += right[r]
+    for row_sums in right[::-1]:
+        acc += row_sums
     return acc, counts
+
+
+def _rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, sorted, and the row of each key among them."""
+    if len(keys) < 2:
+        return keys, np.zeros(len(keys), dtype=np.int64)
+    new = keys[1:] != keys[:-1]
+    if (keys[1:] >= keys[:-1]).all():  # sorted already when the buckets are
+        row = np.empty(len(keys), dtype=np.int64)
+        row[0] = 0
+        np.cumsum(new, out=row[1:])
+        return keys[np.concatenate(([True], new))], row
+    return np.unique(keys, return_inverse=True)
+
+
+def _lowest_level(offsets: np.ndarray) -> int:
+    """The lowest level below LEVEL0 at which any bucket takes a node: edges at offsets
+    that are all multiples of 2**k in their blocks take none below level k."""
+    bits = int(np.bitwise_or.reduce(offsets)) if len(offsets) else 0
+    return LEVEL0 if bits == 0 else ((bits & -bits).bit_length() - 1)
 
 
 def _low_nodes(a: np.ndarray, b: np.ndarray, whole_a: np.ndarray, whole_b: np.ndarray,
                m: int, row_a: np.ndarray, row_b: np.ndarray, leaves: np.ndarray,
-               inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The left and right nodes below LEVEL0 of each bucket, (LEVEL0, n) by level with 0.0
-    where a bucket has none, from the trees of its edge blocks (rows ``row_a``, ``row_b``
-    of the m edge blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
+               inner: np.ndarray, lowest: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The left and right nodes below LEVEL0 of each bucket, (LEVEL0 - lowest, n) by level
+    from ``lowest`` up, with 0.0 where a bucket has none (no bucket has one below
+    ``lowest``), from the trees of its edge blocks (rows ``row_a``, ``row_b`` of the m edge
+    blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
     n = len(a)
+    if lowest >= LEVEL0:
+        return np.empty((0, n)), np.empty((0, n))
     if (whole_a <= whole_b).all():
         # Every bucket holds a block boundary: its left nodes are those of [a, A) and its
         # right nodes those of [B, b), which depend only on a's and b's offsets: tables.
-        at = _LOW_TABLES.take(np.concatenate((a & (BLOCK - 1), (b & (BLOCK - 1)) + BLOCK)),
-                              axis=1)
+        at = _LOW_TABLES[lowest:].take(
+            np.concatenate((a & (BLOCK - 1), (b & (BLOCK - 1)) + BLOCK)), axis=1)
     else:  # the general split; lo, hi: the whole nodes of [a, b) at level k are [lo, hi)
-        lo = -((-a) >> _LOW_LEVELS)
-        hi = b >> _LOW_LEVELS
+        levels = _LOW_LEVELS[lowest:]
+        lo = -((-a) >> levels)
+        hi = b >> levels
         inside = lo < hi
+        width = _LOW_WIDTH[lowest:] - 1
         at = np.concatenate((
-            np.where((lo & 1).astype(bool) & inside, lo & (_LOW_WIDTH - 1), _ABSENT),
-            np.where((hi & 1).astype(bool) & inside, (hi - 1) & (_LOW_WIDTH - 1), _ABSENT)),
-            axis=1)
+            np.where((lo & 1).astype(bool) & inside, lo & width, _ABSENT),
+            np.where((hi & 1).astype(bool) & inside, (hi - 1) & width, _ABSENT)), axis=1)
     # Node at position p of level k of block row r: leaves[r * BLOCK + p] for k = 0, else
     # inner[m * _LOW_OFFSET[k] + r * width(k) + p]; _ABSENT clips to the 0.0 ending both.
-    at += np.concatenate((row_a, row_b)) * _LOW_WIDTH
-    at[1:] += m * _LOW_OFFSET[1:]
+    at += np.concatenate((row_a, row_b)) * _LOW_WIDTH[lowest:]
     out = np.empty(at.shape)
-    out[0] = leaves.take(at[0], mode="clip")
-    out[1:] = inner.take(at[1:], mode="clip")
+    if lowest == 0:
+        at[1:] += m * _LOW_OFFSET[1:]
+        out[0] = leaves.take(at[0], mode="clip")
+        out[1:] = inner.take(at[1:], mode="clip")
+    else:
+        at += m * _LOW_OFFSET[lowest:]
+        inner.take(at, mode="clip", out=out)
     return out[:, :n], out[:, n:]
 
 
@@ -552,38 +585,94 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     descending level.  Returns their counts."""
     levels = int((whole_b - whole_a).max()).bit_length()  # above LEVEL0
     ks = _HIGH_LEVELS[:levels]
-    lo = -((-whole_a) >> ks)  # the whole nodes at level LEVEL0 + k are [lo, hi)
-    hi = whole_b >> ks
+    n = len(whole_a)
+    # Node ends (in level-k nodes) by level k, side (left: lo + 1, right: hi), bucket: the
+    # whole nodes at level LEVEL0 + k are [lo, hi); a side takes its node if that is odd.
+    ends = np.empty((levels, 2, n), dtype=np.int64)
+    lo = ends[:, 0]
+    np.negative(whole_a, out=lo[0])
+    np.right_shift(lo[0], ks, out=lo)
+    np.negative(lo, out=lo)
+    hi = ends[:, 1]
+    np.right_shift(whole_b, ks, out=hi)
+    take = (ends & 1).astype(bool)
     inside = lo < hi
-    # Rows: the left nodes (lo) by ascending level, then the right ones (hi - 1) descending;
-    # only the nodes taken are looked at (untaken slots would be random reads of the map).
-    take = np.concatenate((lo & inside, (hi & inside)[::-1]))  # lowest bit, where inside
-    n = take.shape[1]
-    flat = np.flatnonzero(take)  # (row, bucket) of each node taken, row-major
-    row = flat // n
-    k = np.concatenate((ks[:, 0], ks[::-1, 0])).take(row)
-    ends = np.concatenate((lo + 1, hi[::-1])).take(flat) << k  # node ends, in blocks
-    level = k + LEVEL0
-    ends <<= LEVEL0  # in slots
-    if summary is None:
-        sums, counts = _high_nodes(view, level, (ends >> level) - 1, None)
+    take[:, 0] &= inside
+    take[:, 1] &= inside
+    lo += 1
+    # Only the nodes taken are looked at (untaken ones would be random reads of the map);
+    # ``flat`` is sorted by (level, side, bucket), so each level's nodes are one slice.
+    flat = np.flatnonzero(take)
+    k = flat // (2 * n)
+    node_ends = ends.take(flat)  # in nodes of their level
+    block_ends = node_ends << k
+    ok = None
+    if summary is not None:
+        ok = _available(view, summary, k + LEVEL0, block_ends << LEVEL0,
+                        int(whole_b.max()) << LEVEL0)
+    if summary is not None and ok is None:  # the summary answers for every node
+        bounds = np.searchsorted(flat, _LEVEL_STARTS[: min(levels, 3) + 1] * (2 * n)).tolist()
+        sums, counts = _gather_levels(summary, block_ends, k, bounds)
     else:
-        ok = _available(view, summary, level, ends, int(whole_b.max()) << LEVEL0)
-        if ok is None:  # the summary answers for every node
-            sums, counts = _gather(summary, level, ends)
+        level = k + LEVEL0
+        slot_ends = block_ends << LEVEL0
+        if summary is None:
+            sums, counts = _high_nodes(view, level, node_ends - 1, None)
         else:  # the rest from their children (overlays, a lagging file, another start)
             sums = np.empty(len(k))
             counts = np.empty(len(k), dtype=np.int64)
-            sums[ok], counts[ok] = _gather(summary, level[ok], ends[ok])
+            sums[ok], counts[ok] = _gather(summary, level[ok], slot_ends[ok])
             todo = ~ok
             sums[todo], counts[todo] = _high_nodes(view, level[todo],
-                                                   (ends[todo] >> level[todo]) - 1, summary)
+                                                   node_ends[todo] - 1, summary)
     terms = np.zeros(take.shape)
     terms.put(flat, sums)
-    for r in range(len(terms)):
-        acc += terms[r]
+    for r in range(levels):  # left nodes by ascending level
+        acc += terms[r, 0]
+    for r in range(levels - 1, -1, -1):  # right nodes by descending level
+        acc += terms[r, 1]
     # Integer sums: exact in float64 weights below 2**53 slots.
-    return np.bincount(flat - row * n, weights=counts, minlength=n).astype(np.int64)
+    return np.bincount(flat % n, weights=counts, minlength=n).astype(np.int64)
+
+
+_LEVEL_STARTS = np.arange(4, dtype=np.int64)
+
+
+def _gather_levels(summary: Summary, block_ends: np.ndarray, k: np.ndarray, bounds: list
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``_gather`` for nodes sorted by level (k = level - LEVEL0), all answered by the
+    summary: ``bounds`` are where levels 0..3 start (as far as there are levels).  Each
+    level's nodes are a slice, so the levels summed from LEVEL0 nodes need no selection."""
+    # Body bytes up to the end of the level-LEVEL0 node ending with each node (_base_end).
+    high = (block_ends - 1) >> (LEVEL_HIGH - LEVEL0)
+    at = BASE_SIZE * block_ends + NODE_SIZE * (2 * high - np.bitwise_count(high))
+    sums = np.empty(len(k))
+    counts = np.empty(len(k), dtype=np.int64)
+    bounds = bounds + [len(k)] * (5 - len(bounds))
+    base_counts = []
+    for level in range(LEVEL0, LEVEL_HIGH):  # summed from 1, 2, 4 level-LEVEL0 nodes
+        first, last = bounds[level - LEVEL0], bounds[level - LEVEL0 + 1]
+        if first == last:
+            continue
+        tops = at[first:last]
+        parts = [(summary.sums[tops - i * BASE_SIZE], summary.counts8[tops - i * BASE_SIZE + 8])
+                 for i in range(1 << (level - LEVEL0), 0, -1)]
+        base_counts.extend(c for _, c in parts)
+        while len(parts) > 1:
+            parts = [(s1 + s2, c1.astype(np.int64) + c2)
+                     for (s1, c1), (s2, c2) in zip(parts[0::2], parts[1::2], strict=True)]
+        sums[first:last], counts[first:last] = parts[0]
+    if base_counts and max(int(c.max()) for c in base_counts) > BLOCK:
+        raise CorruptSummary(summary.path, "a node counts more values than it has slots")
+    first = bounds[LEVEL_HIGH - LEVEL0]
+    if first < len(k):  # stored: after the level-LEVEL0 node and lower stored levels
+        stored_k = k[first:]
+        tops = at[first:] + NODE_SIZE * (stored_k - (LEVEL_HIGH - LEVEL0))
+        sums[first:] = summary.sums[tops]
+        counts[first:] = summary.counts32[tops + 8]
+        if (counts[first:] > (np.int64(1) << (stored_k + LEVEL0))).any():
+            raise CorruptSummary(summary.path, "a node counts more values than it has slots")
+    return sums, counts
 
 
 _HIGH_LEVELS = np.arange(64 - LEVEL0, dtype=np.int64)[:, None]
