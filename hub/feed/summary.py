@@ -631,8 +631,9 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
         acc += terms[r, 0]
     for r in range(levels - 1, -1, -1):  # right nodes by descending level
         acc += terms[r, 1]
-    # Integer sums: exact in float64 weights below 2**53 slots.
-    return np.bincount(flat % n, weights=counts, minlength=n).astype(np.int64)
+    node_counts = np.zeros(take.shape, dtype=np.int64)
+    node_counts.put(flat, counts)
+    return node_counts.sum(axis=(0, 1))
 
 
 _LEVEL_STARTS = np.arange(4, dtype=np.int64)
