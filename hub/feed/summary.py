@@ -584,17 +584,20 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     whole blocks [whole_a, whole_b): left nodes by ascending level, then right nodes by
     descending level.  Returns their counts."""
     levels = int((whole_b - whole_a).max()).bit_length()  # above LEVEL0
-    ks = _HIGH_LEVELS[:levels]
     n = len(whole_a)
     # Node ends (in level-k nodes) by level k, side (left: lo + 1, right: hi), bucket: the
     # whole nodes at level LEVEL0 + k are [lo, hi); a side takes its node if that is odd.
-    ends = np.empty((levels, 2, n), dtype=np.int64)
+    # In int32 (a .dat of 2**32 slots has 2**25 blocks): half the bytes of int64 to pass.
+    small = int(whole_b.max()) < 2**31 - 1
+    ks = (_HIGH_LEVELS32 if small else _HIGH_LEVELS)[:levels]
+    ends = np.empty((levels, 2, n), dtype=np.int32 if small else np.int64)
     lo = ends[:, 0]
-    np.negative(whole_a, out=lo[0])
+    np.copyto(lo[0], -whole_a, casting="unsafe")
     np.right_shift(lo[0], ks, out=lo)
     np.negative(lo, out=lo)
     hi = ends[:, 1]
-    np.right_shift(whole_b, ks, out=hi)
+    np.copyto(hi[0], whole_b, casting="unsafe")
+    np.right_shift(hi[0], ks, out=hi)
     take = (ends & 1).astype(bool)
     inside = lo < hi
     take[:, 0] &= inside
@@ -604,7 +607,7 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     # ``flat`` is sorted by (level, side, bucket), so each level's nodes are one slice.
     flat = np.flatnonzero(take)
     k = flat // (2 * n)
-    node_ends = ends.take(flat)  # in nodes of their level
+    node_ends = ends.take(flat).astype(np.int64)  # in nodes of their level
     block_ends = node_ends << k
     ok = None
     if summary is not None:
@@ -677,6 +680,7 @@ def _gather_levels(summary: Summary, block_ends: np.ndarray, k: np.ndarray, boun
 
 
 _HIGH_LEVELS = np.arange(64 - LEVEL0, dtype=np.int64)[:, None]
+_HIGH_LEVELS32 = np.arange(32, dtype=np.int32)[:, None]
 
 
 def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
