@@ -606,16 +606,16 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     # Only the nodes taken are looked at (untaken ones would be random reads of the map);
     # ``flat`` is sorted by (level, side, bucket), so each level's nodes are one slice.
     flat = np.flatnonzero(take)
-    k = flat // (2 * n)
+    bounds = np.searchsorted(flat, _LEVEL_STARTS[: levels + 1] * (2 * n))
+    k = np.repeat(_LEVEL_STARTS[:levels], np.diff(bounds))  # flat // (2 * n), cheaper
     node_ends = ends.take(flat).astype(np.int64)  # in nodes of their level
     block_ends = node_ends << k
     ok = None
-    if summary is not None:
+    if summary is not None and not _all_available(view, summary, int(whole_b.max()) << LEVEL0):
         ok = _available(view, summary, k + LEVEL0, block_ends << LEVEL0,
                         int(whole_b.max()) << LEVEL0)
     if summary is not None and ok is None:  # the summary answers for every node
-        bounds = np.searchsorted(flat, _LEVEL_STARTS[: min(levels, 3) + 1] * (2 * n)).tolist()
-        sums, counts = _gather_levels(summary, block_ends, k, bounds)
+        sums, counts = _gather_levels(summary, block_ends, k, bounds[:4].tolist())
     else:
         level = k + LEVEL0
         slot_ends = block_ends << LEVEL0
@@ -639,7 +639,7 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     return node_counts.sum(axis=(0, 1))
 
 
-_LEVEL_STARTS = np.arange(4, dtype=np.int64)
+_LEVEL_STARTS = np.arange(65, dtype=np.int64)
 
 
 def _gather_levels(summary: Summary, block_ends: np.ndarray, k: np.ndarray, bounds: list
@@ -710,6 +710,15 @@ def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
         sums[up] = child_sums[:n] + child_sums[n:]
         counts[up] = child_counts[:n] + child_counts[n:]
     return sums, counts
+
+
+def _all_available(view, summary: Summary, max_end: int) -> bool:
+    """Whether the summary answers for every node ending by slot ``max_end`` (the usual
+    case: ``_available`` would say None), without looking at the nodes."""
+    return (summary.start_time == view.meta.start_time
+            and summary.interval == view.meta.interval and max_end <= view.base_npoints
+            and len(summary.body) >= body_size(view.base_npoints)
+            and not len(view.overwrite_pos))
 
 
 def _available(view, summary: Summary, level: np.ndarray, ends: np.ndarray, max_end: int
