@@ -79,13 +79,14 @@ that finds the sidecar missing, stale or behind repairs it when the .dat's flock
 and otherwise reads plain (or with the nodes that are there).
 
 Cost of a read: per output division, O(log length) nodes of level >= L0 plus the raw slots
-of the (at most two) 128-slot blocks its edges fall in.  Each edge block's node tree is
-built once per read (a block is usually the end of one division and the start of the
-next), level by level over all edge blocks at once, in reused scratch buffers; which of
-its nodes a division takes depends only on its offset in the block (tables).  The stored
-nodes of all divisions are gathered in one pass over the map, only those taken.  A 10-year
-range costs more than a 1-year one only by its extra levels of nodes (bench/README.md has
-the figures).
+of the (at most two) 128-slot blocks its edges fall in (none for an edge on a block
+boundary).  Each edge block's node tree is built once per read (a block is usually the end
+of one division and the start of the next), level by level over all edge blocks at once,
+in reused scratch buffers; which of its nodes a division takes depends only on its offset
+in the block (tables), and levels no edge takes a node of are not looked at.  The stored
+nodes of all divisions are gathered in one pass over the map, only those taken, sorted by
+level so each level is one slice.  A 10-year range costs more than a 1-year one only by
+its extra levels of nodes (bench/README.md has the figures).
 
 Limits: node values carry no checksum (neither do .dat values); implausible counts are
 detected and trigger a rebuild, ``verify`` compares every node with the .dat.  Torn tails
