@@ -79,13 +79,14 @@ that finds the sidecar missing, stale or behind repairs it when the .dat's flock
 and otherwise reads plain (or with the nodes that are there).
 
 Cost of a read: per output division, O(log length) nodes of level >= L0 plus the raw slots
-of the (at most two) 128-slot blocks its edges fall in.  Each edge block's node tree is
-built once per read (a block is usually the end of one division and the start of the
-next), level by level over all edge blocks at once, in reused scratch buffers; which of
-its nodes a division takes depends only on its offset in the block (tables).  The stored
-nodes of all divisions are gathered in one pass over the map, only those taken.  A 10-year
-range costs more than a 1-year one only by its extra levels of nodes (bench/README.md has
-the figures).
+of the (at most two) 128-slot blocks its edges fall in (none for an edge on a block
+boundary).  Each edge block's node tree is built once per read (a block is usually the end
+of one division and the start of the next), level by level over all edge blocks at once,
+in reused scratch buffers; which of its nodes a division takes depends only on its offset
+in the block (tables), and levels no edge takes a node of are not looked at.  The stored
+nodes of all divisions are gathered in one pass over the map, only those taken, sorted by
+level so each level is one slice.  A 10-year range costs more than a 1-year one only by
+its extra levels of nodes (bench/README.md has the figures).
 
 Limits: node values carry no checksum (neither do .dat values); implausible counts are
 detected and trigger a rebuild, ``verify`` compares every node with the .dat.  Torn tails
@@ -389,16 +390,20 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
     if n == 0 or not (b > a).any():
         return np.zeros(n), np.zeros(n, dtype=np.int64)
     block_a, block_b = a >> LEVEL0, b >> LEVEL0
+    # Edge blocks: those holding a bucket edge that is not on a block boundary (an edge on
+    # one takes no node below LEVEL0 and counts no slot there: its row may be any, 0).
     keys = np.empty(2 * n, dtype=np.int64)
     keys[0::2], keys[1::2] = block_a, block_b  # sorted already when the buckets are
-    new = keys[1:] != keys[:-1]
-    if (keys[1:] >= keys[:-1]).all():
-        blocks = keys[np.concatenate(([True], new))]
-        row = np.empty(2 * n, dtype=np.int64)
-        row[0] = 0
-        np.cumsum(new, out=row[1:])
+    offsets = np.empty(2 * n, dtype=np.int64)
+    offsets[0::2], offsets[1::2] = a, b
+    offsets &= BLOCK - 1
+    cut = offsets != 0
+    if cut.all():
+        blocks, row = _rows(keys)
     else:
-        blocks, row = np.unique(keys, return_inverse=True)
+        blocks, cut_row = _rows(keys[cut])
+        row = np.zeros(2 * n, dtype=np.int64)
+        row[cut] = cut_row
     row_a, row_b = row[0::2], row[1::2]
     whole_a = -((-a) >> LEVEL0)  # the whole blocks of [a, b) are [whole_a, whole_b)
     whole_b = block_b
@@ -410,7 +415,8 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
                   else scratch.leaves[: m * BLOCK + 1])
         _block_rows(view, blocks, leaves[: m * BLOCK].reshape(m, BLOCK))
         inner, gaps = _edge_trees(leaves, m, scratch)
-        left, right = _low_nodes(a, b, whole_a, whole_b, m, row_a, row_b, leaves, inner)
+        left, right = _low_nodes(a, b, whole_a, whole_b, m, row_a, row_b, leaves, inner,
+                                 _lowest_level(offsets))
     finally:
         if scratch is not None:
             scratch.lock.release()
@@ -427,42 +433,70 @@ def bucket_sums(view, a: np.ndarray, b: np.ndarray, summary: Summary | None
         edges -= np.searchsorted(gaps, edges)  # minus the NaNs before
     counts = edges[:, 1] - edges[:, 0] + edges[:, 3] - edges[:, 2]
     acc = np.zeros(n)
-    for r in range(LEVEL0):
-        acc += left[r]
+    for row_sums in left:  # by ascending level (only the levels some bucket has)
+        acc += row_sums
     if (whole_b > whole_a).any():
         counts += _add_high_nodes(view, acc, whole_a, whole_b, summary)
-    for r in range(LEVEL0 - 1, -1, -1):
-        acc += right[r]
+    for row_sums in right[::-1]:
+        acc += row_sums
     return acc, counts
+
+
+def _rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, sorted, and the row of each key among them."""
+    if len(keys) < 2:
+        return keys, np.zeros(len(keys), dtype=np.int64)
+    new = keys[1:] != keys[:-1]
+    if (keys[1:] >= keys[:-1]).all():  # sorted already when the buckets are
+        row = np.empty(len(keys), dtype=np.int64)
+        row[0] = 0
+        np.cumsum(new, out=row[1:])
+        return keys[np.concatenate(([True], new))], row
+    return np.unique(keys, return_inverse=True)
+
+
+def _lowest_level(offsets: np.ndarray) -> int:
+    """The lowest level below LEVEL0 at which any bucket takes a node: edges at offsets
+    that are all multiples of 2**k in their blocks take none below level k."""
+    bits = int(np.bitwise_or.reduce(offsets)) if len(offsets) else 0
+    return LEVEL0 if bits == 0 else ((bits & -bits).bit_length() - 1)
 
 
 def _low_nodes(a: np.ndarray, b: np.ndarray, whole_a: np.ndarray, whole_b: np.ndarray,
                m: int, row_a: np.ndarray, row_b: np.ndarray, leaves: np.ndarray,
-               inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The left and right nodes below LEVEL0 of each bucket, (LEVEL0, n) by level with 0.0
-    where a bucket has none, from the trees of its edge blocks (rows ``row_a``, ``row_b``
-    of the m edge blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
+               inner: np.ndarray, lowest: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The left and right nodes below LEVEL0 of each bucket, (LEVEL0 - lowest, n) by level
+    from ``lowest`` up, with 0.0 where a bucket has none (no bucket has one below
+    ``lowest``), from the trees of its edge blocks (rows ``row_a``, ``row_b`` of the m edge
+    blocks; ``leaves`` and ``inner`` as ``_edge_trees`` gives them)."""
     n = len(a)
+    if lowest >= LEVEL0:
+        return np.empty((0, n)), np.empty((0, n))
     if (whole_a <= whole_b).all():
         # Every bucket holds a block boundary: its left nodes are those of [a, A) and its
         # right nodes those of [B, b), which depend only on a's and b's offsets: tables.
-        at = _LOW_TABLES.take(np.concatenate((a & (BLOCK - 1), (b & (BLOCK - 1)) + BLOCK)),
-                              axis=1)
+        at = _LOW_TABLES[lowest:].take(
+            np.concatenate((a & (BLOCK - 1), (b & (BLOCK - 1)) + BLOCK)), axis=1)
     else:  # the general split; lo, hi: the whole nodes of [a, b) at level k are [lo, hi)
-        lo = -((-a) >> _LOW_LEVELS)
-        hi = b >> _LOW_LEVELS
+        levels = _LOW_LEVELS[lowest:]
+        lo = -((-a) >> levels)
+        hi = b >> levels
         inside = lo < hi
+        width = _LOW_WIDTH[lowest:] - 1
         at = np.concatenate((
-            np.where((lo & 1).astype(bool) & inside, lo & (_LOW_WIDTH - 1), _ABSENT),
-            np.where((hi & 1).astype(bool) & inside, (hi - 1) & (_LOW_WIDTH - 1), _ABSENT)),
-            axis=1)
+            np.where((lo & 1).astype(bool) & inside, lo & width, _ABSENT),
+            np.where((hi & 1).astype(bool) & inside, (hi - 1) & width, _ABSENT)), axis=1)
     # Node at position p of level k of block row r: leaves[r * BLOCK + p] for k = 0, else
     # inner[m * _LOW_OFFSET[k] + r * width(k) + p]; _ABSENT clips to the 0.0 ending both.
-    at += np.concatenate((row_a, row_b)) * _LOW_WIDTH
-    at[1:] += m * _LOW_OFFSET[1:]
+    at += np.concatenate((row_a, row_b)) * _LOW_WIDTH[lowest:]
     out = np.empty(at.shape)
-    out[0] = leaves.take(at[0], mode="clip")
-    out[1:] = inner.take(at[1:], mode="clip")
+    if lowest == 0:
+        at[1:] += m * _LOW_OFFSET[1:]
+        out[0] = leaves.take(at[0], mode="clip")
+        out[1:] = inner.take(at[1:], mode="clip")
+    else:
+        at += m * _LOW_OFFSET[lowest:]
+        inner.take(at, mode="clip", out=out)
     return out[:, :n], out[:, n:]
 
 
@@ -551,42 +585,103 @@ def _add_high_nodes(view, acc: np.ndarray, whole_a: np.ndarray, whole_b: np.ndar
     whole blocks [whole_a, whole_b): left nodes by ascending level, then right nodes by
     descending level.  Returns their counts."""
     levels = int((whole_b - whole_a).max()).bit_length()  # above LEVEL0
-    ks = _HIGH_LEVELS[:levels]
-    lo = -((-whole_a) >> ks)  # the whole nodes at level LEVEL0 + k are [lo, hi)
-    hi = whole_b >> ks
+    n = len(whole_a)
+    # Node ends (in level-k nodes) by level k, side (left: lo + 1, right: hi), bucket: the
+    # whole nodes at level LEVEL0 + k are [lo, hi); a side takes its node if that is odd.
+    # In int32 (a .dat of 2**32 slots has 2**25 blocks): half the bytes of int64 to pass.
+    small = int(whole_b.max()) < 2**31 - 1
+    ks = (_HIGH_LEVELS32 if small else _HIGH_LEVELS)[:levels]
+    ends = np.empty((levels, 2, n), dtype=np.int32 if small else np.int64)
+    lo = ends[:, 0]
+    np.copyto(lo[0], -whole_a, casting="unsafe")
+    np.right_shift(lo[0], ks, out=lo)
+    np.negative(lo, out=lo)
+    hi = ends[:, 1]
+    np.copyto(hi[0], whole_b, casting="unsafe")
+    np.right_shift(hi[0], ks, out=hi)
+    take = (ends & 1).astype(bool)
     inside = lo < hi
-    # Rows: the left nodes (lo) by ascending level, then the right ones (hi - 1) descending;
-    # only the nodes taken are looked at (untaken slots would be random reads of the map).
-    take = np.concatenate((lo & inside, (hi & inside)[::-1]))  # lowest bit, where inside
-    n = take.shape[1]
-    flat = np.flatnonzero(take)  # (row, bucket) of each node taken, row-major
-    row = flat // n
-    k = np.concatenate((ks[:, 0], ks[::-1, 0])).take(row)
-    ends = np.concatenate((lo + 1, hi[::-1])).take(flat) << k  # node ends, in blocks
-    level = k + LEVEL0
-    ends <<= LEVEL0  # in slots
-    if summary is None:
-        sums, counts = _high_nodes(view, level, (ends >> level) - 1, None)
+    take[:, 0] &= inside
+    take[:, 1] &= inside
+    lo += 1
+    # Only the nodes taken are looked at (untaken ones would be random reads of the map);
+    # ``flat`` is sorted by (level, side, bucket), so each level's nodes are one slice.
+    flat = np.flatnonzero(take)
+    bounds = np.searchsorted(flat, _LEVEL_STARTS[: levels + 1] * (2 * n))
+    k = np.repeat(_LEVEL_STARTS[:levels], np.diff(bounds))  # flat // (2 * n), cheaper
+    node_ends = ends.take(flat).astype(np.int64)  # in nodes of their level
+    block_ends = node_ends << k
+    ok = None
+    if summary is not None and not _all_available(view, summary, int(whole_b.max()) << LEVEL0):
+        ok = _available(view, summary, k + LEVEL0, block_ends << LEVEL0,
+                        int(whole_b.max()) << LEVEL0)
+    if summary is not None and ok is None:  # the summary answers for every node
+        sums, counts = _gather_levels(summary, block_ends, k, bounds[:4].tolist())
     else:
-        ok = _available(view, summary, level, ends, int(whole_b.max()) << LEVEL0)
-        if ok is None:  # the summary answers for every node
-            sums, counts = _gather(summary, level, ends)
+        level = k + LEVEL0
+        slot_ends = block_ends << LEVEL0
+        if summary is None:
+            sums, counts = _high_nodes(view, level, node_ends - 1, None)
         else:  # the rest from their children (overlays, a lagging file, another start)
             sums = np.empty(len(k))
             counts = np.empty(len(k), dtype=np.int64)
-            sums[ok], counts[ok] = _gather(summary, level[ok], ends[ok])
+            sums[ok], counts[ok] = _gather(summary, level[ok], slot_ends[ok])
             todo = ~ok
             sums[todo], counts[todo] = _high_nodes(view, level[todo],
-                                                   (ends[todo] >> level[todo]) - 1, summary)
+                                                   node_ends[todo] - 1, summary)
     terms = np.zeros(take.shape)
     terms.put(flat, sums)
-    for r in range(len(terms)):
-        acc += terms[r]
-    # Integer sums: exact in float64 weights below 2**53 slots.
-    return np.bincount(flat - row * n, weights=counts, minlength=n).astype(np.int64)
+    for r in range(levels):  # left nodes by ascending level
+        acc += terms[r, 0]
+    for r in range(levels - 1, -1, -1):  # right nodes by descending level
+        acc += terms[r, 1]
+    node_counts = np.zeros(take.shape, dtype=np.int64)
+    node_counts.put(flat, counts)
+    return node_counts.sum(axis=(0, 1))
+
+
+_LEVEL_STARTS = np.arange(65, dtype=np.int64)
+
+
+def _gather_levels(summary: Summary, block_ends: np.ndarray, k: np.ndarray, bounds: list
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``_gather`` for nodes sorted by level (k = level - LEVEL0), all answered by the
+    summary: ``bounds`` are where levels 0..3 start (as far as there are levels).  Each
+    level's nodes are a slice, so the levels summed from LEVEL0 nodes need no selection."""
+    # Body bytes up to the end of the level-LEVEL0 node ending with each node (_base_end).
+    high = (block_ends - 1) >> (LEVEL_HIGH - LEVEL0)
+    at = BASE_SIZE * block_ends + NODE_SIZE * (2 * high - np.bitwise_count(high))
+    sums = np.empty(len(k))
+    counts = np.empty(len(k), dtype=np.int64)
+    bounds = bounds + [len(k)] * (5 - len(bounds))
+    base_counts = []
+    for level in range(LEVEL0, LEVEL_HIGH):  # summed from 1, 2, 4 level-LEVEL0 nodes
+        first, last = bounds[level - LEVEL0], bounds[level - LEVEL0 + 1]
+        if first == last:
+            continue
+        tops = at[first:last]
+        parts = [(summary.sums[tops - i * BASE_SIZE], summary.counts8[tops - i * BASE_SIZE + 8])
+                 for i in range(1 << (level - LEVEL0), 0, -1)]
+        base_counts.extend(c for _, c in parts)
+        while len(parts) > 1:
+            parts = [(s1 + s2, c1.astype(np.int64) + c2)
+                     for (s1, c1), (s2, c2) in zip(parts[0::2], parts[1::2], strict=True)]
+        sums[first:last], counts[first:last] = parts[0]
+    if base_counts and max(int(c.max()) for c in base_counts) > BLOCK:
+        raise CorruptSummary(summary.path, "a node counts more values than it has slots")
+    first = bounds[LEVEL_HIGH - LEVEL0]
+    if first < len(k):  # stored: after the level-LEVEL0 node and lower stored levels
+        stored_k = k[first:]
+        tops = at[first:] + NODE_SIZE * (stored_k - (LEVEL_HIGH - LEVEL0))
+        sums[first:] = summary.sums[tops]
+        counts[first:] = summary.counts32[tops + 8]
+        if (counts[first:] > (np.int64(1) << (stored_k + LEVEL0))).any():
+            raise CorruptSummary(summary.path, "a node counts more values than it has slots")
+    return sums, counts
 
 
 _HIGH_LEVELS = np.arange(64 - LEVEL0, dtype=np.int64)[:, None]
+_HIGH_LEVELS32 = np.arange(32, dtype=np.int32)[:, None]
 
 
 def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
@@ -616,6 +711,15 @@ def _high_nodes(view, k: np.ndarray, j: np.ndarray, summary: Summary | None
         sums[up] = child_sums[:n] + child_sums[n:]
         counts[up] = child_counts[:n] + child_counts[n:]
     return sums, counts
+
+
+def _all_available(view, summary: Summary, max_end: int) -> bool:
+    """Whether the summary answers for every node ending by slot ``max_end`` (the usual
+    case: ``_available`` would say None), without looking at the nodes."""
+    return (summary.start_time == view.meta.start_time
+            and summary.interval == view.meta.interval and max_end <= view.base_npoints
+            and len(summary.body) >= body_size(view.base_npoints)
+            and not len(view.overwrite_pos))
 
 
 def _available(view, summary: Summary, level: np.ndarray, ends: np.ndarray, max_end: int
