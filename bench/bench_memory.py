@@ -13,8 +13,9 @@ input/get, health, many times over. VmRSS (and the peak, VmHWM) come from
 
 Both are measured as the device runs them: the hub byte-compiled first (roles/hub runs
 compileall; without .pyc files every start compiles the hub's sources, and the compiler's
-freed heap, ~2.5 MB, stays resident) and MALLOC_ARENA_MAX=2 as in cydynni-hub-web.service and
-cydynni-hub-worker.service (BENCH_AS_DEPLOYED=0 measures the raw checkout instead).
+freed heap, ~2.5 MB, stays resident) and the malloc settings (MALLOC_ARENA_MAX,
+MALLOC_MMAP_THRESHOLD_) of cydynni-hub-web.service and cydynni-hub-worker.service
+(BENCH_AS_DEPLOYED=0 measures the raw checkout instead).
 
 Reference, same run: a bare python3 that imports the libraries the hub uses (bottle, cheroot,
 paho-mqtt, redis, pymysql, numpy) and does nothing. Goals (issue 12): worker ≤ 50 MB, web ≤ 45 MB.
@@ -40,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, bench_hub, hub_env, logged_inputs
-from devstack.servers import Servers, free_port
+from devstack.servers import Servers, free_port, unit_malloc_env
 
 FEEDS = 50
 DAY_MESSAGES = 8640
@@ -125,8 +126,8 @@ def main() -> None:
         if AS_DEPLOYED:
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hub")],
                            check=True, stdout=subprocess.DEVNULL)
-            env["MALLOC_ARENA_MAX"] = "2"
-        print(f"measured as deployed (.pyc, MALLOC_ARENA_MAX=2): {AS_DEPLOYED}")
+            env.update(unit_malloc_env())
+        print(f"measured as deployed (.pyc, {unit_malloc_env()}): {AS_DEPLOYED}")
         port = free_port()
         procs = {}
         with open(logs / "worker.log", "wb") as wlog, open(logs / "web.log", "wb") as hlog:

@@ -315,6 +315,18 @@ class Servers:
         }
 
 
+def unit_malloc_env(unit: str = "cydynni-hub-web.service") -> dict[str, str]:
+    """glibc's malloc settings (`Environment=MALLOC_…`) that the hub's systemd unit gives
+    `hub web` or `hub worker`: tests and benches run them as the device does."""
+    path = Path(__file__).resolve().parents[1] / "overlays/rootfs/usr/lib/systemd/system" / unit
+    settings = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("Environment=MALLOC_"):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            settings[name] = value
+    return settings
+
+
 def hub_env(config: Mapping[str, object]) -> dict[str, str]:
     """Environment for a `python -m hub …` child that uses exactly `config` (no config file)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.servers import Servers, free_port, hub_env, stop_process
+from devstack.servers import Servers, free_port, hub_env, stop_process, unit_malloc_env
 from hub.config import Config, load_config
 from hub.context import HubContext
 from tests.client import Client
@@ -61,14 +61,14 @@ def ctx(hub_config: Config) -> Iterator[HubContext]:
 @pytest.fixture
 def hub_web_process(hub_config: Config,
                     tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int, Path]]:
-    """`python -m hub web` as its own process on a free port, with MALLOC_ARENA_MAX=2 as in
+    """`python -m hub web` as its own process on a free port, with the malloc settings of
     cydynni-hub-web.service; yields (process, port, its log) once /version answers."""
     port = free_port()
     log = tmp_path / "web.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "hub", "web", "--host", "127.0.0.1",
                                  "--port", str(port)], cwd=Path(__file__).resolve().parents[1],
-                                env={**hub_env(hub_config), "MALLOC_ARENA_MAX": "2"},
+                                env={**hub_env(hub_config), **unit_malloc_env()},
                                 stdout=out, stderr=subprocess.STDOUT)
     client = Client("127.0.0.1", port)
     deadline = time.monotonic() + 60
