@@ -20,6 +20,7 @@ from hub.config import ConfigError, config_path, load_config
 from hub.context import HubContext
 from hub.db import migrate, wait_until_listening
 from hub.errors import DatabaseError
+from hub.notify import notify
 from hub.sync.link import InvalidLink, LinkError
 from hub.sync.store import ProvisionRequest, SyncBusy
 from hub.update.agent import AgentServer, UpdateRequestError
@@ -27,12 +28,13 @@ from hub.user.store import UserError
 
 
 def _web(args: argparse.Namespace, ctx: HubContext) -> int:
-    from hub.web.app import create_app
+    from hub.web.app import build_app
     from hub.web.server import make_server
 
     config = ctx.config
+    app = build_app(config, ctx)
     wait_until_listening(config)
-    app = create_app(config, ctx)
+    migrate(ctx.db)
     host = args.host or config.web_host
     port = args.port or config.web_port
     server = make_server(app, host, port, config.web_threads)
@@ -40,9 +42,11 @@ def _web(args: argparse.Namespace, ctx: HubContext) -> int:
     # raising in the handler could leave a lock inside the server held and hang the stop.
     signal.signal(signal.SIGTERM,
                   lambda *_: threading.Thread(target=server.stop, daemon=True).start())
-    logging.getLogger(__name__).info("hub web listening on http://%s:%s/", host, port)
     with contextlib.suppress(KeyboardInterrupt):
-        server.safe_start()
+        server.prepare()  # binds the port: from here on connections queue until served
+        logging.getLogger(__name__).info("hub web listening on http://%s:%s/", host, port)
+        notify("READY=1")
+        server.serve()
     server.stop()
     logging.getLogger(__name__).info("hub web stopped")
     return 0

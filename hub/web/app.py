@@ -217,8 +217,15 @@ class HubApp(bottle.Bottle):
 
 
 def create_app(config: Config, ctx: HubContext | None = None) -> bottle.Bottle:
+    """The app, on a migrated database."""
     ctx = ctx or HubContext(config)
     migrate(ctx.db)
+    return build_app(config, ctx)
+
+
+def build_app(config: Config, ctx: HubContext) -> bottle.Bottle:
+    """The app with every route, without touching MariaDB: `hub web` builds it (seconds of
+    imports under QEMU) while the server is still starting, then migrates."""
     bottle.BaseRequest.MEMFILE_MAX = config.max_body_bytes
     app = HubApp(catchall=True)
     app.config["hub.ctx"] = ctx

@@ -58,6 +58,7 @@ from hub.db import migrate
 from hub.errors import SERVER_ERRORS
 from hub.input.readings import IngestError, NotStored
 from hub.names import HEARTBEAT_S, HEARTBEAT_TTL_S
+from hub.notify import notify
 from hub.worker.device.service import DeviceService
 from hub.worker.ingest import IngestService
 from hub.worker.sync import SyncService
@@ -208,6 +209,7 @@ class Worker:
         self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
         self.client.loop_start()
         next_tick = next_beat = 0.0
+        told_ready = False
         next_flush = time.monotonic() + self.config.flush_interval
         try:
             while not self.stop_event.is_set():
@@ -228,6 +230,9 @@ class Worker:
                 if now >= next_beat:
                     next_beat = now + HEARTBEAT_S
                     self._heartbeat()
+                    if not told_ready:  # up, with or without the broker (health says which)
+                        notify("READY=1")
+                        told_ready = True
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + self.config.flush_interval
                     self._flush()
