@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import struct
 import subprocess
 from pathlib import Path
 
@@ -143,6 +144,52 @@ def test_no_secrets_in_image(root_a: Path, partitions: dict[int, Path]) -> None:
                                 capture_output=True, text=True).stdout
     names = {f.split("/")[5] for f in data_files.splitlines() if f.count("/") >= 6}
     assert names <= {".", "..", "lost+found"}, "data partition ships empty"
+
+
+def inside(root: Path, path: Path) -> Path:
+    """Follow symlinks as the device would, with `root` as /."""
+    for _ in range(40):
+        if not path.is_symlink():
+            return path
+        target = Path(os.readlink(path))
+        path = root / target.relative_to("/") if target.is_absolute() else path.parent / target
+    raise AssertionError(f"symlink loop at {path}")
+
+
+def test_every_debian_python_module_has_a_valid_pyc(root_a: Path) -> None:
+    """The root is read-only: a module whose .pyc is missing or stale (header mtime/size not
+    the source's, what the import system checks) is compiled again in memory at every start.
+    The build byte-compiles these once, after the packages are in (image/hooks)."""
+    stdlib = [d for d in (root_a / "usr/lib").glob("python3.*") if (d / "os.py").is_file()]
+    assert len(stdlib) == 1, stdlib
+    tag = "cpython-" + stdlib[0].name.removeprefix("python").replace(".", "")
+    checked, bad = 0, []
+    for base in (stdlib[0], root_a / "usr/lib/python3/dist-packages", root_a / "usr/share/python3"):
+        for source in base.rglob("*.py"):
+            real = inside(root_a, source)
+            if not real.is_file():
+                continue
+            pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+            header = pyc.read_bytes()[:16] if pyc.is_file() else b""
+            st = real.stat()
+            expect = (0, int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
+            if len(header) < 16 or struct.unpack("<3I", header[4:16]) != expect:
+                bad.append(str(source.relative_to(root_a)))
+            checked += 1
+    assert checked > 900
+    assert bad == []
+
+
+def test_ca_bundle_matches_the_certificate_links(root_a: Path) -> None:
+    """update-ca-certificates runs once, late in the bootstrap: its output is complete."""
+    certs = root_a / "etc/ssl/certs"
+    links = [p for p in certs.glob("*.pem") if p.is_symlink()]
+    assert len(links) > 100
+    bundle = (certs / "ca-certificates.crt").read_text()
+    assert bundle.count("-----BEGIN CERTIFICATE-----") == len(links)
+    hashed = [p for p in certs.iterdir() if re.fullmatch(r"[0-9a-f]{8}\.[0-9]+", p.name)]
+    assert len(hashed) >= len(links)
+    assert all(inside(root_a, p).is_file() for p in links + hashed)
 
 
 def test_manifest_matches_image(built: Built, root_a: Path, partition_table: dict) -> None:
