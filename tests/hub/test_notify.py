@@ -3,6 +3,7 @@ they are: the web when its port accepts connections, the worker after its first 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.servers import free_port, hub_env
+from devstack.servers import free_port, hub_env, stop_process
 from hub.names import HEARTBEAT_S
 from hub.notify import notify
 from tests.client import Client
@@ -62,11 +63,17 @@ def test_notify_to_a_socket_it_cannot_use_logs_and_carries_on(address, monkeypat
     assert "READY=1" in caplog.text
 
 
-def _run(config, notify_path: str, log: Path, *args: str) -> subprocess.Popen:
+@contextlib.contextmanager
+def _running(config, notify_path: str, log: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """`python -m hub <args>` with $NOTIFY_SOCKET set; stopped (or killed) on the way out."""
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "hub", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "hub", *args], cwd=ROOT,
                                 env={**hub_env(config), "NOTIFY_SOCKET": notify_path},
                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        stop_process(proc, timeout=60)
 
 
 def _stop(proc: subprocess.Popen, log: Path) -> None:
@@ -78,24 +85,19 @@ def test_web_is_ready_only_once_its_port_answers(hub_config, notify_socket, tmp_
     sock, path = notify_socket
     port = free_port()
     log = tmp_path / "web.log"
-    proc = _run(hub_config, path, log, "web", "--host", "127.0.0.1", "--port", str(port))
-    try:
+    with _running(hub_config, path, log, "web", "--host", "127.0.0.1", "--port",
+                  str(port)) as proc:
         assert sock.recv(64) == b"READY=1", log.read_text()
         # No retry: the port must be bound before systemd hears "ready".
         assert Client("127.0.0.1", port).get("/version").status == 200
         _stop(proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_worker_is_ready_after_its_first_heartbeat(hub_config, ctx, notify_socket, tmp_path):
     sock, path = notify_socket
     ctx.redis.delete(ctx.keys.worker_heartbeat)
     log = tmp_path / "worker.log"
-    proc = _run(hub_config, path, log, "worker")
-    try:
+    with _running(hub_config, path, log, "worker") as proc:
         assert sock.recv(64) == b"READY=1", log.read_text()
         beat = ctx.redis.get(ctx.keys.worker_heartbeat)
         assert beat is not None, "ready before the first heartbeat"
@@ -104,10 +106,6 @@ def test_worker_is_ready_after_its_first_heartbeat(hub_config, ctx, notify_socke
         with pytest.raises(TimeoutError):  # said once, not at every beat
             sock.recv(64)
         _stop(proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_web_starts_and_serves_before_redis_is_up(hub_config, notify_socket, tmp_path):
@@ -116,8 +114,8 @@ def test_web_starts_and_serves_before_redis_is_up(hub_config, notify_socket, tmp
     port = free_port()
     no_redis = {**hub_config, "redis_port": free_port()}  # nothing listens there
     log = tmp_path / "web.log"
-    proc = _run(no_redis, path, log, "web", "--host", "127.0.0.1", "--port", str(port))
-    try:
+    with _running(no_redis, path, log, "web", "--host", "127.0.0.1", "--port",
+                  str(port)) as proc:
         assert sock.recv(64) == b"READY=1", log.read_text()
         client = Client("127.0.0.1", port)
         assert client.get("/version").status == 200
@@ -125,7 +123,3 @@ def test_web_starts_and_serves_before_redis_is_up(hub_config, notify_socket, tmp
         assert health.status == 503
         assert health.json()["components"]["redis"]["ok"] is False
         _stop(proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
