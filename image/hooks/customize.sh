@@ -36,10 +36,23 @@ chroot "$root" update-ca-certificates --fresh &
 pids="$pids $!"
 
 # Only the listed modules: 23 s instead of 6 min under qemu-user, and a 10 MB initrd.
-mkdir -p "$root/etc/initramfs-tools/conf.d"
-printf '# cydynni: modules from /etc/initramfs-tools/modules only\nMODULES=list\n' \
+# The hook copies every listed module in; /etc/initramfs-tools/modules holds only those
+# marked "load", which /init loads before udev (udev loads the rest for their devices).
+# Both stay in the root, so a later update-initramfs (roles/readonly_root) does the same.
+mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks"
+printf '# cydynni: modules from /etc/initramfs-tools/modules and hooks/cydynni-modules only\nMODULES=list\n' \
     > "$root/etc/initramfs-tools/conf.d/cydynni-modules.conf"
-cp "$CYDYNNI_INITRAMFS_MODULES" "$root/etc/initramfs-tools/modules"
+awk '!/^#/ && $2 == "load" { print $1 }' "$CYDYNNI_INITRAMFS_MODULES" \
+    > "$root/etc/initramfs-tools/modules"
+{
+    printf '#!/bin/sh\n# Written by image/hooks/customize.sh from %s.\n' \
+        "stage-scripts/00-bootstrap/01-kernel/files/initramfs-modules"
+    printf 'PREREQ=""\nprereqs() { echo "$PREREQ"; }\n'
+    printf 'case "$1" in\n    prereqs) prereqs; exit 0 ;;\nesac\n'
+    printf '. /usr/share/initramfs-tools/hook-functions\n'
+    printf 'manual_add_modules %s\n' "$(awk '!/^#/ && NF { print $1 }' "$CYDYNNI_INITRAMFS_MODULES" | tr '\n' ' ')"
+} > "$root/etc/initramfs-tools/hooks/cydynni-modules"
+chmod 0755 "$root/etc/initramfs-tools/hooks/cydynni-modules"
 for version in $(ls "$root/lib/modules"); do
     chroot "$root" depmod "$version"
 done

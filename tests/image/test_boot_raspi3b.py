@@ -1,7 +1,8 @@
 """The same image on QEMU's Raspberry Pi 3 model (-M raspi3b, TCG): Debian's rpi_arm64
 U-Boot runs the image's boot.scr (Pi branch: moved load addresses, slot DTB, mini-UART
 console), and Linux comes up from the SD card with the real Pi 3 device tree, SD host
-controller and the MODULES=list initramfs (bcm2835 drivers, bcm2835_wdt).
+controller and the MODULES=list initramfs (bcm2835 drivers loaded by udev for their
+devices, bcm2835_wdt by /init).
 
 QEMU stands in for the VideoCore firmware (it loads u-boot.bin and the DTB itself), so
 config.txt and start.elf are not exercised here; see image/README.md.

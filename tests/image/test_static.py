@@ -156,6 +156,22 @@ def inside(root: Path, path: Path) -> Path:
     raise AssertionError(f"symlink loop at {path}")
 
 
+def test_every_sysv_script_has_a_native_unit(root_a: Path) -> None:
+    """roles/base masks systemd-sysv-generator (one generator less on every boot's serial
+    path), so an /etc/init.d script without a native unit of the same name would silently
+    never start."""
+    masked = root_a / "etc/systemd/system-generators/systemd-sysv-generator"
+    assert masked.is_symlink() and os.readlink(masked) == "/dev/null"
+    unit_dirs = [root_a / "etc/systemd/system", root_a / "usr/lib/systemd/system"]
+    scripts = sorted(p.name for p in (root_a / "etc/init.d").iterdir()
+                     if p.is_file() and p.name not in ("README", "skeleton"))
+    assert scripts, "expected the packages' init.d scripts (mariadb, ssh, …)"
+    missing = [name for name in scripts
+               if not any((d / f"{name}.service").exists() or (d / f"{name}.service").is_symlink()
+                          for d in unit_dirs)]
+    assert missing == []
+
+
 def test_every_debian_python_module_has_a_valid_pyc(root_a: Path) -> None:
     """The root is read-only: a module whose .pyc is missing or stale (header mtime/size not
     the source's, what the import system checks) is compiled again in memory at every start.
