@@ -1,7 +1,8 @@
 """Bootstrap the arm64 rootfs with mmdebstrap, or restore it from the cache.
 
 The cache key covers everything that decides the bootstrap's result: Debian source settings,
-the package lists of all stages, the hook scripts, the initramfs module list and this file.
+the package lists of all stages, the hook scripts, the initramfs module list, the initramfs
+files from overlays/rootfs and this file.
 A rebuild that changes only the hub or a role therefore skips the ~5 min of emulated dpkg.
 """
 
@@ -23,6 +24,10 @@ from image.stages import all_packages
 HOOKS = Path(__file__).resolve().parent / "hooks"
 STEP_FILES = build_config.REPO_DIR / "stage-scripts/00-bootstrap/01-kernel/files"
 INITRAMFS_MODULES = STEP_FILES / "initramfs-modules"
+# The one initramfs is built in the bootstrap (hooks/customize.sh), before stage 10 copies
+# the overlay, so the overlay's initramfs files (scripts/init-bottom/cydynni-machine-id) are
+# put in first.
+INITRAMFS_OVERLAY = build_config.REPO_DIR / "overlays/rootfs/etc/initramfs-tools"
 
 
 def sources(cfg: build_config.BuildConfig) -> list[str]:
@@ -41,7 +46,9 @@ def cache_key(cfg: build_config.BuildConfig, packages: list[str]) -> str:
         digest.update(f"{name}={cfg[name]}\n".encode())
     digest.update(Path(cfg["KEYRING"]).read_bytes())
     digest.update(" ".join(packages).encode())
-    for path in (*sorted(HOOKS.iterdir()), INITRAMFS_MODULES, Path(__file__)):
+    scripts = sorted(p for p in INITRAMFS_OVERLAY.rglob("*") if p.is_file())
+    for path in (*sorted(HOOKS.iterdir()), INITRAMFS_MODULES, *scripts, Path(__file__)):
+        digest.update(str(path.relative_to(build_config.REPO_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -50,7 +57,8 @@ def mmdebstrap(cfg: build_config.BuildConfig, packages: list[str], boot_debs: Pa
     apt_cache = cfg.cache_dir / f"apt-{cfg['SUITE']}-{cfg['ARCH']}"
     apt_cache.mkdir(parents=True, exist_ok=True)
     env = cfg.environ()
-    env.update(CYDYNNI_INITRAMFS_MODULES=str(INITRAMFS_MODULES), CYDYNNI_BOOT_DEBS=str(boot_debs))
+    env.update(CYDYNNI_INITRAMFS_MODULES=str(INITRAMFS_MODULES),
+               CYDYNNI_INITRAMFS_OVERLAY=str(INITRAMFS_OVERLAY), CYDYNNI_BOOT_DEBS=str(boot_debs))
     cmd = [
         "mmdebstrap", "--mode=root", "--variant=minbase", f"--arch={cfg['ARCH']}",
         f"--components={cfg['COMPONENTS']}", f"--keyring={cfg['KEYRING']}",

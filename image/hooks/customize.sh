@@ -2,7 +2,8 @@
 # mmdebstrap customize hook: undo essential.sh's stubs, run the postponed steps once (both
 # cores), build the one initramfs, link the DTBs for U-Boot and fetch the .debs whose files
 # go onto the boot FAT.
-# Environment: CYDYNNI_INITRAMFS_MODULES (file), CYDYNNI_BOOT_DEBS (output directory).
+# Environment: CYDYNNI_INITRAMFS_MODULES (file), CYDYNNI_INITRAMFS_OVERLAY (the overlay's
+# etc/initramfs-tools), CYDYNNI_BOOT_DEBS (output directory).
 set -eu
 root="$1"
 
@@ -53,6 +54,11 @@ awk '!/^#/ && $2 == "load" { print $1 }' "$CYDYNNI_INITRAMFS_MODULES" \
     printf 'manual_add_modules %s\n' "$(awk '!/^#/ && NF { print $1 }' "$CYDYNNI_INITRAMFS_MODULES" | tr '\n' ' ')"
 } > "$root/etc/initramfs-tools/hooks/cydynni-modules"
 chmod 0755 "$root/etc/initramfs-tools/hooks/cydynni-modules"
+# The overlay's initramfs files must be in this initramfs (init-bottom/cydynni-machine-id:
+# the persistent machine-id for PID 1, without which every boot had a new one); stage 10
+# copies the same files again with the rest of the overlay.
+cp -R --no-dereference --preserve=mode "$CYDYNNI_INITRAMFS_OVERLAY/." \
+    "$root/etc/initramfs-tools/"
 for version in $(ls "$root/lib/modules"); do
     chroot "$root" depmod "$version"
 done

@@ -215,6 +215,7 @@ def test_server_entry_applied_and_its_key_removed(guest: Guest, state: dict) -> 
 def test_data_survives_reboot(guest: Guest, state: dict, built: Built) -> None:
     if "feed_id" not in state:
         pytest.fail("no reading was stored by the previous test")
+    machine_id = guest.ssh("cat /etc/machine-id").stdout.strip()
     # Power off and on again, as a household unplugs the hub: the later boot is timed from
     # power-on, like the first.
     guest.ssh("systemctl poweroff", check=False, timeout=30)
@@ -231,6 +232,11 @@ def test_data_survives_reboot(guest: Guest, state: dict, built: Built) -> None:
     journal = guest.ssh("journalctl -b -o cat -u cydynni-hub-database.service").stdout
     assert "unchanged since the last run" in journal, journal
     assert guest.ssh("cat /proc/cmdline").stdout.count("rauc.slot=A") == 1
+    # The initramfs put the stored machine-id in place before PID 1 started (a transient one
+    # would be new at every boot: a new journal directory, DHCP and IPv6 identity each time).
+    assert guest.ssh("cat /etc/machine-id /data/etc/machine-id").stdout.split() == [machine_id] * 2
+    # The first boot's journal is still there for support (journalctl fails without it).
+    assert guest.ssh("journalctl -b -1 -n 1 -o cat --no-pager").stdout.strip()
     status, keys = guest.http("user/auth.json", data=USER)
     assert status == 200 and keys["apikey_write"] == state["apikey"]
     _, value = guest.http("feed/value.json", apikey=state["apikey"], id=state["feed_id"])

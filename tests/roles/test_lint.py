@@ -38,7 +38,7 @@ def python_scripts() -> list[Path]:
 def shell_scripts() -> list[Path]:
     scripts = [p for p in (OVERLAY / "usr/libexec").iterdir()
                if p.name not in NOT_OURS and p.read_text().startswith("#!/bin/sh")]
-    scripts += list((OVERLAY / "etc/initramfs-tools/scripts").rglob("cydynni-*"))
+    scripts += list((OVERLAY / "etc/initramfs-tools").rglob("cydynni-*"))
     return sorted(scripts)
 
 
