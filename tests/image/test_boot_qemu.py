@@ -231,6 +231,14 @@ def test_data_survives_reboot(guest: Guest, state: dict, built: Built) -> None:
     # Nothing changed since the first boot: the database step only compared its stamp.
     journal = guest.ssh("journalctl -b -o cat -u cydynni-hub-database.service").stdout
     assert "unchanged since the last run" in journal, journal
+    # MariaDB's system tables were upgraded for this image on the first boot, not again.
+    first = guest.ssh("journalctl -b -1 -o cat -u mariadb.service").stdout
+    assert "MariaDB system tables are current for this image" in first, first
+    again = guest.ssh("journalctl -b -o cat -u mariadb.service").stdout
+    assert "Started mariadb.service" in again and "new root image" not in again, again
+    assert "Upgrading MariaDB tables" not in again, again  # Debian's debian-start
+    assert guest.ssh("cmp /etc/cydynni-image-id /data/mysql/cydynni-image-id",
+                     check=False).returncode == 0
     assert guest.ssh("cat /proc/cmdline").stdout.count("rauc.slot=A") == 1
     # The initramfs put the stored machine-id in place before PID 1 started (a transient one
     # would be new at every boot: a new journal directory, DHCP and IPv6 identity each time).
