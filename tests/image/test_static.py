@@ -172,6 +172,32 @@ def test_every_sysv_script_has_a_native_unit(root_a: Path) -> None:
     assert missing == []
 
 
+def initramfs_udev_essence(text: str) -> list[str]:
+    """A scripts/init-top/udev without the cydynni header and with the trigger's subsystem
+    list taken out: what must stay as Debian wrote it."""
+    lines = text.splitlines()
+    if len(lines) > 1 and lines[1].startswith("# cydynni:"):
+        end = lines.index("", 1)
+        lines = lines[:1] + lines[end:]
+    kept = []
+    for line in lines:
+        if line.startswith(("set -- --subsystem-match", "\t--subsystem-match",
+                            'echo "cydynni:')):
+            continue
+        kept.append(line.replace(' "$@"', ""))
+    return kept
+
+
+def test_initramfs_udev_script_is_debians_but_for_the_coldplug(root_a: Path) -> None:
+    """overlays/rootfs/etc/initramfs-tools/scripts/init-top/udev replaces the udev
+    package's script in the initramfs; a Debian release that changes the rest of it must be
+    looked at, not silently shadowed."""
+    ours = (root_a / "etc/initramfs-tools/scripts/init-top/udev").read_text()
+    debian = (root_a / "usr/share/initramfs-tools/scripts/init-top/udev").read_text()
+    assert "--subsystem-match=block" in ours
+    assert initramfs_udev_essence(ours) == initramfs_udev_essence(debian)
+
+
 def test_every_debian_python_module_has_a_valid_pyc(root_a: Path) -> None:
     """The root is read-only: a module whose .pyc is missing or stale (header mtime/size not
     the source's, what the import system checks) is compiled again in memory at every start.
