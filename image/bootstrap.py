@@ -25,8 +25,8 @@ HOOKS = Path(__file__).resolve().parent / "hooks"
 STEP_FILES = build_config.REPO_DIR / "stage-scripts/00-bootstrap/01-kernel/files"
 INITRAMFS_MODULES = STEP_FILES / "initramfs-modules"
 # The one initramfs is built in the bootstrap (hooks/customize.sh), before stage 10 copies
-# the overlay, so the overlay's initramfs files (scripts/init-bottom/cydynni-machine-id) are
-# put in first.
+# the overlay, so the overlay's initramfs files (scripts/init-top/udev,
+# scripts/init-bottom/cydynni-machine-id) are put in first.
 INITRAMFS_OVERLAY = build_config.REPO_DIR / "overlays/rootfs/etc/initramfs-tools"
 
 
@@ -46,8 +46,8 @@ def cache_key(cfg: build_config.BuildConfig, packages: list[str]) -> str:
         digest.update(f"{name}={cfg[name]}\n".encode())
     digest.update(Path(cfg["KEYRING"]).read_bytes())
     digest.update(" ".join(packages).encode())
-    scripts = sorted(p for p in INITRAMFS_OVERLAY.rglob("*") if p.is_file())
-    for path in (*sorted(HOOKS.iterdir()), INITRAMFS_MODULES, *scripts, Path(__file__)):
+    overlay_files = sorted(p for p in INITRAMFS_OVERLAY.rglob("*") if p.is_file())
+    for path in (*sorted(HOOKS.iterdir()), INITRAMFS_MODULES, *overlay_files, Path(__file__)):
         digest.update(str(path.relative_to(build_config.REPO_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
