@@ -102,6 +102,34 @@ def test_data_is_mounted_and_grown(guest: Guest) -> None:
     assert guest.ssh("findmnt -no SOURCE /boot/firmware").stdout.strip() == "/dev/vda1"
 
 
+def udev_initialized(guest: Guest, syspath: str) -> bool:
+    """Whether udev processed the device (a coldplug or hotplug event ran its rules)."""
+    properties = guest.ssh(f"udevadm info --query=property --path={syspath}").stdout
+    return "USEC_INITIALIZED=" in properties
+
+
+def test_coldplug_replays_what_the_hub_uses(guest: Guest) -> None:
+    """The narrowed coldplug (systemd-udev-trigger.service.d/cydynni-coldplug.conf): the
+    serial console, the network and the disk went through udev; a virtual console, the
+    drivers and the CPUs did not; the one module rule in the image (60-block.rules) ran."""
+    assert udev_initialized(guest, "/sys/class/tty/ttyAMA0")
+    assert guest.ssh("systemctl is-active serial-getty@ttyAMA0.service",
+                     check=False).stdout.strip() == "active"
+    nics = [name for name in guest.ssh("ls /sys/class/net").stdout.split() if name != "lo"]
+    assert nics and all(udev_initialized(guest, f"/sys/class/net/{name}") for name in nics)
+    assert udev_initialized(guest, "/sys/class/block/vda4")
+    assert guest.ssh("cat /sys/module/block/parameters/events_dfl_poll_msecs").stdout.strip() \
+        == "2000"
+    assert not udev_initialized(guest, "/sys/class/tty/tty5")
+    assert not udev_initialized(guest, "/sys/bus/platform/drivers/virtio-mmio")
+    # QEMU's cortex-a72 has the crypto extensions (a Pi 3 or 4 has not): the CPUs' modalias
+    # would have loaded aes-ce, sha2-ce and the rest; nothing asked for them.
+    features = guest.ssh("cat /sys/devices/system/cpu/cpu0/modalias").stdout
+    assert ",0003," in features, features  # the AES feature, which aes-ce matches
+    modules = guest.ssh("cut -d' ' -f1 /proc/modules").stdout.split()
+    assert not {"aes_ce_blk", "sha2_ce", "ghash_ce", "sha1_ce"} & set(modules), modules
+
+
 @pytest.mark.parametrize("unit", SERVICES)
 def test_service_active(guest: Guest, unit: str) -> None:
     result = guest.ssh(f"systemctl is-active {unit}", check=False)
