@@ -3,6 +3,8 @@ going, a run-now request starts one, and a stop ends it at a checkpoint that res
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from tests.hub.test_worker import processed, publish_all, publisher, worker_config, worker_thread
@@ -30,3 +32,13 @@ def test_ingest_is_not_blocked_by_a_running_sync(servers, linked, household, rem
             time.sleep(0.2)
     for name in mapped(linked, remote):
         assert local_files(linked, remote, name) == remote.files(name)
+
+
+def test_the_worker_loads_the_sync_code_only_for_a_run():
+    """A hub without the server link never pays for the sync code (issue 12: memory); the
+    runs above import it in their thread."""
+    code = ("import sys; import hub.cli, hub.worker.loop; "
+            "print('hub.sync.run' in sys.modules, 'hub.worker.sync' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
