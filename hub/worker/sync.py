@@ -67,7 +67,7 @@ class SyncService:
     def _run(self) -> None:
         try:
             # Imported by the first run: a hub without the server link never loads the
-            # sync code or its HTTP client (~0.9 MB of the worker's RSS).
+            # sync code or its HTTP client (~0.6 MB of the worker's RSS).
             from hub.sync.run import sync_once
 
             status = sync_once(self.ctx, self.stopping.is_set)

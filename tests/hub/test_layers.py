@@ -58,6 +58,8 @@ ALLOWED_LOCAL_IMPORTS = {
     ("hub.scheduler.plan", "hub.scheduler.signal"): "signals (numpy): when planning",
     ("hub.device.planning", "hub.scheduler.signal"): "signals (numpy): when one is built",
     ("hub.cli", "hub.sync.run"): "`hub admin sync` only; it reads feeds (numpy)",
+    ("hub.worker.sync", "hub.sync.run"): "by the first sync run: a hub without the server "
+    "link never loads the sync code and its HTTP client (~0.6 MB of RSS, issue 12)",
     ("hub.context", "hub.display.household"): "the web's screens only, not `hub worker`",
     ("hub.context", "hub.display.screens"): "the web's screens only, not `hub worker`",
 }
