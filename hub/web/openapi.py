@@ -428,6 +428,10 @@ _ERRORS = {
     "403": "The key or session is not enough (see x-access), or the feed is another "
            "user's public feed (read-only).",
     "404": "No such feed or input (another user's private feed answers 404 too).",
+    # RFC 9112 §6.1: a transfer coding the server does not know gets a 501. The HTTP server
+    # answers it before the hub runs, on any path (the API fuzzer sent `Transfer-Encoding: ^k`).
+    "501": "The request's Transfer-Encoding names a coding the hub does not implement "
+           "(chunked is known, and refused with 411: send a Content-Length).",
 }
 
 
