@@ -21,6 +21,11 @@ FIRMWARE_FILES = (
 # DTBs the Pi firmware hands to U-Boot (upstream_kernel=1 names); Linux gets the slot's own.
 DTB_GLOBS = ("bcm2837-rpi-3-*.dtb", "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb",
              "bcm2837-rpi-cm3-io3.dtb", "bcm2711-rpi-cm4-io.dtb")
+# U-Boot takes /config/bootdelay in its control DTB over its environment's (common/autoboot.c,
+# bootdelay_process), and the Pi firmware hands U-Boot the DTBs above. Debian's U-Boot counts
+# 2 s down on every boot; 0 boots at once, and a key already waiting on the serial console
+# still stops it (U-Boot checks once).
+UBOOT_BOOTDELAY = 0
 INITIAL_BOOT_STATE = {"BOOT_ORDER": "A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0", "BOOT_SEQ": "0"}
 
 
@@ -30,6 +35,11 @@ def extract(debs: Path, package: str, dest: Path) -> Path:
         raise FileNotFoundError(f"{debs}/{package}_*.deb missing: the bootstrap did not fetch it")
     log.run(["dpkg-deb", "-x", matches[-1], dest])
     return dest
+
+
+def set_uboot_bootdelay(dtb: Path) -> None:
+    """Write U-Boot's /config/bootdelay into a DTB (the node is created when missing)."""
+    log.run(["fdtput", "-p", "-t", "i", dtb, "/config", "bootdelay", str(UBOOT_BOOTDELAY)])
 
 
 def write_rauc_env(path: Path, work: Path) -> None:
@@ -61,6 +71,7 @@ def main() -> int:
     for pattern in DTB_GLOBS:
         for dtb in sorted(broadcom.glob(pattern)):
             shutil.copy2(dtb, bootfs / dtb.name)
+            set_uboot_bootdelay(bootfs / dtb.name)
     shutil.copy2(OVERLAY_BOOT / "config.txt", bootfs / "config.txt")
     shutil.copy2(OVERLAY_BOOT / "cydynni.txt", bootfs / "cydynni.txt")
     log.run(["mkimage", "-A", "arm64", "-O", "linux", "-T", "script", "-C", "none",

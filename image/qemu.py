@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from image import config as build_config
+from image.bootfiles import set_uboot_bootdelay
 
 BOOT_FAT_OFFSET = 4 * 1024 * 1024  # image.disk.FIRST_SECTOR * 512: `mcopy -i img@@<offset>`
 
@@ -49,10 +50,12 @@ def free_port() -> int:
 
 
 def command(image: Path, u_boot: Path, forwards: dict[int, int], *,
-            serial: str = "mon:stdio", memory_mib: int = 2048) -> list[str]:
-    """qemu-system-aarch64 argv; `forwards` maps host port (127.0.0.1) → guest port."""
+            serial: str = "mon:stdio", memory_mib: int = 2048,
+            dtb: Path | None = None) -> list[str]:
+    """qemu-system-aarch64 argv; `forwards` maps host port (127.0.0.1) → guest port; `dtb`
+    replaces the device tree QEMU generates (see `control_dtb`)."""
     hostfwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in forwards.items())
-    return [
+    argv = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
         "-accel", "tcg,thread=multi", "-smp", str(min(os.cpu_count() or 2, 4)),
         "-m", str(memory_mib), "-display", "none", "-serial", serial, "-monitor", "none",
@@ -60,6 +63,18 @@ def command(image: Path, u_boot: Path, forwards: dict[int, int], *,
         "-drive", f"file={image},format=raw,if=virtio,cache=unsafe",
         "-nic", f"user,model=virtio-net-pci,restrict=on,{hostfwd}",
     ]
+    return argv + (["-dtb", str(dtb)] if dtb else [])
+
+
+def control_dtb(argv: list[str], out: Path) -> Path:
+    """The device tree QEMU would generate for `argv` (a `command` without `dtb`), with
+    U-Boot's /config/bootdelay set as in the Pi's firmware DTBs, so the rig's U-Boot starts
+    the image as a Pi's does, without Debian's 2 s countdown. Dumped from the same options
+    (the tree lists the machine's CPUs, memory and devices), and anew for every start: the
+    dump carries fresh kaslr-seed and rng-seed values."""
+    subprocess.run([*argv, "-machine", f"dumpdtb={out}"], check=True, capture_output=True)
+    set_uboot_bootdelay(out)
+    return out
 
 
 def raspi3b_command(kernel: Path, dtb: Path, sd_card: Path, console: Path) -> list[str]:
@@ -89,5 +104,6 @@ def interactive(port: int) -> int:
     print(f"[INFO] hub http://localhost:{port}/  mqtt localhost:{mqtt_port}  "
           f"ssh -p {ssh_port} root@localhost (key from cydynni.txt)")
     print("[INFO] serial console below; Ctrl-A X quits QEMU")
-    argv = command(copy, built.u_boot, {port: 80, mqtt_port: 1883, ssh_port: 22})
-    return subprocess.run(argv).returncode
+    forwards = {port: 80, mqtt_port: 1883, ssh_port: 22}
+    dtb = control_dtb(command(copy, built.u_boot, forwards), cfg.work_dir / "qemu-interactive.dtb")
+    return subprocess.run(command(copy, built.u_boot, forwards, dtb=dtb)).returncode

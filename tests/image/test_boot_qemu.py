@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import tomllib
 import urllib.request
@@ -271,9 +272,12 @@ def test_data_survives_reboot(guest: Guest, state: dict, built: Built) -> None:
     # The initramfs put the stored machine-id in place before PID 1 started (a transient one
     # would be new at every boot: a new journal directory, DHCP and IPv6 identity each time).
     assert guest.ssh("cat /etc/machine-id /data/etc/machine-id").stdout.split() == [machine_id] * 2
+    console = guest.console.read_text(errors="replace")
     # The initramfs replayed only buses and storage (overlays/…/init-top/udev).
-    assert "cydynni: initramfs coldplug of buses and storage only" in guest.console.read_text(
-        errors="replace")
+    assert "cydynni: initramfs coldplug of buses and storage only" in console
+    # U-Boot took /config/bootdelay = 0 from its DTB (image/qemu.py control_dtb, as the Pi's
+    # firmware DTBs carry it): no 2 s countdown before boot.scr.
+    assert re.search(r"Hit any key to stop autoboot: +0 *\n", console), console[:3000]
     # The first boot's journal is still there for support (journalctl fails without it).
     assert guest.ssh("journalctl -b -1 -n 1 -o cat --no-pager").stdout.strip()
     status, keys = guest.http("user/auth.json", data=USER)

@@ -89,6 +89,18 @@ def test_boot_fat_holds_firmware_uboot_and_ab_state(partitions: dict[int, Path],
     assert mtype(partitions[1], "rauc.env.b") == env_file.read_bytes()
 
 
+def test_uboot_boots_without_a_countdown(partitions: dict[int, Path], tmp_path: Path) -> None:
+    """The firmware DTBs (U-Boot's control DTB on a Pi) carry /config/bootdelay = 0."""
+    dtbs = sorted(name for name in mdir(partitions[1]) if name.endswith(".dtb"))
+    assert len(dtbs) >= 5, dtbs
+    delays = {}
+    for name in dtbs:
+        (tmp_path / name).write_bytes(mtype(partitions[1], name))
+        delays[name] = subprocess.run(["fdtget", str(tmp_path / name), "/config", "bootdelay"],
+                                      capture_output=True, text=True).stdout.strip()
+    assert delays == dict.fromkeys(dtbs, "0")
+
+
 def test_slot_has_kernel_initrd_and_dtbs_where_boot_scr_loads_them(root_a: Path) -> None:
     for name in ("boot/vmlinuz", "boot/initrd.img"):
         assert (root_a / name).is_symlink() and (root_a / name).resolve().is_file()
