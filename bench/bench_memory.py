@@ -144,6 +144,7 @@ def main() -> None:
                      and json.loads(b)["mqtt_connected"], 30, "worker")
             wait_for(lambda: _answers(port), 30, "web")
             idle = {name: rss_mb(proc.pid)[0] for name, proc in procs.items()}
+            idle_numpy = {name: numpy_loaded(proc.pid) for name, proc in procs.items()}
             t0 = (int(time.time()) - 86400 - 600) // 10 * 10
             started = time.perf_counter()
             simulate_day(servers, t0)
@@ -193,8 +194,9 @@ def main() -> None:
         for name, (rss, hwm) in figures.items():
             print(f"hub {name}: VmRSS {rss:.1f} MB (peak {hwm:.1f} MB; anon "
                   f"{split[name]['RssAnon']:.1f} MB, file {split[name]['RssFile']:.1f} MB) "
-                  f"with {FEEDS} feeds after a simulated day; {idle[name]:.1f} MB when it had "
-                  f"just started; numpy loaded: {loaded[name]}")
+                  f"with {FEEDS} feeds after a simulated day, numpy loaded: {loaded[name]}; "
+                  f"{idle[name]:.1f} MB when it had just started, numpy loaded: "
+                  f"{idle_numpy[name]}")
         print(f"hub web before any feed read (inputs, health, login page): VmRSS "
               f"{no_feed[0]:.1f} MB; numpy loaded: {no_feed[1]}")
         for name, (rss, _) in figures.items():

@@ -31,15 +31,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 import redis
 
-from hub.feed.common import (  # FeedBufferError, InvalidPoints: defined there, named here too
+from hub.feed import common
+from hub.feed.common import (  # FeedBufferError, InvalidPoints, FlushStats: defined there
     FeedBufferError,
     FeedError,
     FeedNotFound,
+    FlushStats,
     InvalidPoints,
     check_feed_id,
 )
@@ -64,29 +65,13 @@ return 0
 """
 
 
-@dataclass
-class FlushStats:
-    feeds: int = 0  # feeds written
-    points: int = 0  # buffered points taken out of Redis and handed to the engine
-    bytes: int = 0  # bytes the engine wrote to files
-    seconds: float = 0.0
-    dropped: dict[str, int] = field(default_factory=dict)  # engine's reasons -> points
-    discarded: dict[int, int] = field(default_factory=dict)  # feed gone -> points thrown away
-    errors: dict[int, str] = field(default_factory=dict)  # feed -> error; points kept
-
-    def as_dict(self) -> dict:
-        return {"feeds": self.feeds, "points": self.points, "bytes": self.bytes,
-                "seconds": round(self.seconds, 6), "dropped": self.dropped,
-                "discarded": self.discarded, "errors": self.errors}
-
-
 class FeedBuffer:
     """Pending feed points of every process, in Redis."""
 
     def __init__(self, client: redis.Redis, prefix: str):
         self.redis = client
         self.prefix = prefix
-        self.active_key = prefix + "active"
+        self.active_key = common.buffer_active_key(prefix)
         self.padding_key = prefix + "padding"
         self._trim = client.register_script(_TRIM_SCRIPT)
 

@@ -10,6 +10,7 @@ re-export these names, so `phpfina.FeedError` and the rest stay the same objects
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, field
 
 MIN_INTERVAL = 1  # smallest feed interval accepted by create() (emoncms min_feed_interval)
 MAX_INTERVAL = 366 * 86400  # largest feed interval accepted by create()
@@ -91,3 +92,25 @@ def validate_interval(interval, min_interval: int) -> int:
     if interval > MAX_INTERVAL:
         raise InvalidInterval(f"interval {interval} s is above the maximum {MAX_INTERVAL} s")
     return int(interval)
+
+
+# --- the Redis buffer (hub.feed.buffer) ----------------------------------------------------
+def buffer_active_key(prefix: str) -> str:
+    """The Redis set of feeds with buffered points: empty when there is nothing to flush."""
+    return prefix + "active"
+
+
+@dataclass
+class FlushStats:
+    feeds: int = 0  # feeds written
+    points: int = 0  # buffered points taken out of Redis and handed to the engine
+    bytes: int = 0  # bytes the engine wrote to files
+    seconds: float = 0.0
+    dropped: dict[str, int] = field(default_factory=dict)  # engine's reasons -> points
+    discarded: dict[int, int] = field(default_factory=dict)  # feed gone -> points thrown away
+    errors: dict[int, str] = field(default_factory=dict)  # feed -> error; points kept
+
+    def as_dict(self) -> dict:
+        return {"feeds": self.feeds, "points": self.points, "bytes": self.bytes,
+                "seconds": round(self.seconds, 6), "dropped": self.dropped,
+                "discarded": self.discarded, "errors": self.errors}

@@ -40,7 +40,8 @@ from hub.feed.common import FLOAT32_MAX, FeedError
 from hub.names import PROFILE_KINDS, RedisKeys
 
 if TYPE_CHECKING:
-    from hub.feed.buffer import FeedBuffer, FlushStats
+    from hub.feed.buffer import FeedBuffer
+    from hub.feed.common import FlushStats
     from hub.feed.phpfina import PHPFina
 
 log = logging.getLogger(__name__)
@@ -396,7 +397,11 @@ class FeedStore:
         return feed
 
     def flush(self) -> FlushStats:
-        """Write every buffered point to disk, one block per feed (the worker's job)."""
+        """Write every buffered point to disk, one block per feed (the worker's job). With
+        nothing buffered, one EXISTS answers, without the flush lock and without loading the
+        buffer and the engine (numpy): a worker that stores no feed never needs them."""
+        if not self.redis.exists(common.buffer_active_key(self._buffer_prefix)):
+            return common.FlushStats()
         return self.buffer.flush(self.engine)
 
     # -- reading -----------------------------------------------------------------------------

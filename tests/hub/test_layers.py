@@ -57,6 +57,8 @@ ALLOWED_LOCAL_IMPORTS = {
     ("hub.scheduler.plan", "hub.scheduler.optimise"): "the optimiser (numpy): when planning",
     ("hub.scheduler.plan", "hub.scheduler.signal"): "signals (numpy): when planning",
     ("hub.device.planning", "hub.scheduler.signal"): "signals (numpy): when one is built",
+    ("hub.worker.device.service", "hub.scheduler.signal"): "the empty profile (numpy) when "
+    "the stored one can't be read: the worker's MQTT loop runs without numpy",
     ("hub.cli", "hub.sync.run"): "`hub admin sync` only; it reads feeds (numpy)",
     ("hub.worker.sync", "hub.sync.run"): "by the first sync run: a hub without the server "
     "link never loads the sync code and its HTTP client (~0.6 MB of RSS, issue 12)",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hub.device.adapters import Command
@@ -23,9 +24,11 @@ from hub.device.schedule import ScheduleStore, StoredSchedule
 from hub.device.store import Device
 from hub.scheduler.errors import ReadyByPassed
 from hub.scheduler.plan import Occurrence, Plan, advance, explain, new_occurrence, plan, roll_over
-from hub.scheduler.signal import Signal
 from hub.worker.device.flood import ProblemLog
 from hub.worker.device.table import DeviceTable
+
+if TYPE_CHECKING:  # numpy: only a smart schedule's plan needs a signal (service.py)
+    from hub.scheduler.signal import Signal
 
 log = logging.getLogger("hub.worker.device")
 
@@ -44,7 +47,10 @@ class ScheduleRunner:
         self.clock = clock
         self.sent_at: dict[int, float] = {}  # device id → when it was last commanded
 
-    def run_all(self, signal: Signal, now: float) -> None:
+    def run_all(self, signal: Callable[[], Signal], now: float) -> None:
+        """Plan every active device's schedule. `signal` is called once, when the first smart
+        schedule is planned: without one, the worker never builds a signal (numpy)."""
+        signal = cache(signal)
         self.table.refresh()
         for stored in self.schedules.list():
             device = self.table.by_id.get(stored.device_id)
@@ -57,7 +63,7 @@ class ScheduleRunner:
                              device.id)
                 log.debug("schedule failure", exc_info=True)
 
-    def run(self, device: Device, stored: StoredSchedule, signal: Signal,
+    def run(self, device: Device, stored: StoredSchedule, signal: Callable[[], Signal],
             now: float) -> Command:
         defn = stored.definition
         occ: Occurrence | None = stored.occurrence
@@ -81,9 +87,10 @@ class ScheduleRunner:
                 mode, occ = "off", None
                 self.schedules.set_mode(device.id, "off")
         if mode == "smart" and occ is not None:
-            result = plan(replace(defn, mode="smart"), occ, signal, int(now))
+            current = signal()
+            result = plan(replace(defn, mode="smart"), occ, current, int(now))
             occ = replace(occ, windows=result.windows)
-            runtime = {"advanced_to": int(now), **explain(result, signal, int(now), self.tz)}
+            runtime = {"advanced_to": int(now), **explain(result, current, int(now), self.tz)}
         else:
             runtime = {"advanced_to": int(now), "status": mode, "windows": []}
         self.schedules.save_runtime(device.id, occ, runtime)

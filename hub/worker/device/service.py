@@ -26,6 +26,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from hub.context import HubContext
 from hub.device.adapters.registry import adapter_for
@@ -34,7 +36,6 @@ from hub.device.planning import PLAN_EVERY_S
 from hub.device.store import Device
 from hub.names import SIGNAL_TOPIC
 from hub.scheduler.errors import SchedulerError
-from hub.scheduler.signal import ProfileSource, Signal
 from hub.worker.device import topics
 from hub.worker.device.announce import Announcements
 from hub.worker.device.discovery import Broadcaster, Mdns
@@ -42,6 +43,11 @@ from hub.worker.device.flood import FloodGuard, ProblemLog
 from hub.worker.device.reports import Reports
 from hub.worker.device.schedules import Publish, ScheduleRunner
 from hub.worker.device.table import DeviceTable
+
+# Signals are numpy arrays (~12 MB, ~1 s of a Pi's start): the worker loads them when a smart
+# schedule is planned or a demand-shaper profile arrives, not to run its MQTT loop (issue 12).
+if TYPE_CHECKING:
+    from hub.scheduler.signal import ProfileSource, Signal
 
 log = logging.getLogger("hub.worker.device")
 
@@ -69,7 +75,6 @@ class DeviceService:
         self.reports = Reports(ctx.devices, ctx.schedules, ctx.pairing, self.runner.sent_at,
                                self._replan, clock)
         self.signals = ctx.signal
-        self.profile = self._load_profile()
         self.schedules_version: int | None = None
         self.replan = True
         self.next_plan = self.next_pairing_check = self.next_link = 0.0
@@ -119,7 +124,7 @@ class DeviceService:
         if self.replan or now >= self.next_plan:
             self.replan = False
             self.next_plan = (now // PLAN_EVERY_S + 1) * PLAN_EVERY_S
-            self.runner.run_all(self.signal(now), now)
+            self.runner.run_all(lambda: self.signal(now), now)
         self._poll_states(now)
         if now >= self.next_link:
             self.next_link = now + LINK_EVERY_S
@@ -198,11 +203,15 @@ class DeviceService:
 
     # -- signal ------------------------------------------------------------------------------
 
-    def _load_profile(self) -> ProfileSource:
+    @cached_property
+    def profile(self) -> ProfileSource:
+        """The stored demand-shaper profile, read when a signal is first needed."""
         try:
             return self.signals.load()
-        except Exception as exc:  # Redis not up yet: start anyway, the next profile will do
+        except Exception as exc:  # Redis not up yet: go on, the next profile will do
             log.warning("cannot read the stored demand-shaper profile: %s", exc)
+            from hub.scheduler.signal import ProfileSource
+
             return ProfileSource()
 
     def _on_profile(self, payload: bytes) -> None:
