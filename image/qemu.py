@@ -105,5 +105,6 @@ def interactive(port: int) -> int:
           f"ssh -p {ssh_port} root@localhost (key from cydynni.txt)")
     print("[INFO] serial console below; Ctrl-A X quits QEMU")
     forwards = {port: 80, mqtt_port: 1883, ssh_port: 22}
-    dtb = control_dtb(command(copy, built.u_boot, forwards), cfg.work_dir / "qemu-interactive.dtb")
+    dtb = control_dtb(command(copy, built.u_boot, forwards, serial="none"),
+                      cfg.work_dir / "qemu-interactive.dtb")
     return subprocess.run(command(copy, built.u_boot, forwards, dtb=dtb)).returncode
