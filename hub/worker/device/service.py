@@ -44,7 +44,7 @@ from hub.worker.device.reports import Reports
 from hub.worker.device.schedules import Publish, ScheduleRunner
 from hub.worker.device.table import DeviceTable
 
-# Signals are numpy arrays (~12 MB, ~1 s of a Pi's start): the worker loads them when a smart
+# Signals are numpy arrays (~12 MB of RSS to import): the worker loads them when a smart
 # schedule is planned or a demand-shaper profile arrives, not to run its MQTT loop (issue 12).
 if TYPE_CHECKING:
     from hub.scheduler.signal import ProfileSource, Signal
