@@ -53,7 +53,7 @@ def command(image: Path, u_boot: Path, forwards: dict[int, int], *,
             serial: str = "mon:stdio", memory_mib: int = 2048,
             dtb: Path | None = None) -> list[str]:
     """qemu-system-aarch64 argv; `forwards` maps host port (127.0.0.1) → guest port; `dtb`
-    replaces the device tree QEMU generates (see `control_dtb`)."""
+    replaces the device tree QEMU generates (see `boot_command`)."""
     hostfwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in forwards.items())
     argv = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
@@ -66,15 +66,18 @@ def command(image: Path, u_boot: Path, forwards: dict[int, int], *,
     return argv + (["-dtb", str(dtb)] if dtb else [])
 
 
-def control_dtb(argv: list[str], out: Path) -> Path:
-    """The device tree QEMU would generate for `argv` (a `command` without `dtb`), with
+def boot_command(image: Path, u_boot: Path, forwards: dict[int, int], dtb: Path, *,
+                 serial: str = "mon:stdio") -> list[str]:
+    """`command` with the device tree QEMU would generate for it, written to `dtb` with
     U-Boot's /config/bootdelay set as in the Pi's firmware DTBs, so the rig's U-Boot starts
     the image as a Pi's does, without Debian's 2 s countdown. Dumped from the same options
-    (the tree lists the machine's CPUs, memory and devices), and anew for every start: the
-    dump carries fresh kaslr-seed and rng-seed values."""
-    subprocess.run([*argv, "-machine", f"dumpdtb={out}"], check=True, capture_output=True)
-    set_uboot_bootdelay(out)
-    return out
+    (the tree lists the machine's CPUs, memory and devices; the dump exits at once, so its
+    serial goes nowhere), and anew for every start: the dump carries fresh kaslr-seed and
+    rng-seed values."""
+    dump = command(image, u_boot, forwards, serial="none")
+    subprocess.run([*dump, "-machine", f"dumpdtb={dtb}"], check=True, capture_output=True)
+    set_uboot_bootdelay(dtb)
+    return command(image, u_boot, forwards, serial=serial, dtb=dtb)
 
 
 def raspi3b_command(kernel: Path, dtb: Path, sd_card: Path, console: Path) -> list[str]:
@@ -104,7 +107,6 @@ def interactive(port: int) -> int:
     print(f"[INFO] hub http://localhost:{port}/  mqtt localhost:{mqtt_port}  "
           f"ssh -p {ssh_port} root@localhost (key from cydynni.txt)")
     print("[INFO] serial console below; Ctrl-A X quits QEMU")
-    forwards = {port: 80, mqtt_port: 1883, ssh_port: 22}
-    dtb = control_dtb(command(copy, built.u_boot, forwards, serial="none"),
-                      cfg.work_dir / "qemu-interactive.dtb")
-    return subprocess.run(command(copy, built.u_boot, forwards, dtb=dtb)).returncode
+    argv = boot_command(copy, built.u_boot, {port: 80, mqtt_port: 1883, ssh_port: 22},
+                        cfg.work_dir / "qemu-interactive.dtb")
+    return subprocess.run(argv).returncode

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from image.qemu import BOOT_FAT_OFFSET, Built, command, control_dtb, free_port
+from image.qemu import BOOT_FAT_OFFSET, Built, boot_command, free_port
 
 # A server entry in cydynni.txt: applied at first boot, its key removed from the boot file.
 # The guest has no route out (restrict=on), so the hub must say the server is unreachable.
@@ -55,9 +55,8 @@ class Guest:
     # -- process ---------------------------------------------------------------------------
     def start(self) -> None:
         forwards = {self.ports["http"]: 80, self.ports["mqtt"]: 1883, self.ports["ssh"]: 22}
-        dtb = control_dtb(command(self.disk, self.u_boot, forwards, serial="none"),
-                          self.workdir / "virt.dtb")
-        argv = command(self.disk, self.u_boot, forwards, serial=f"file:{self.console}", dtb=dtb)
+        argv = boot_command(self.disk, self.u_boot, forwards, self.workdir / "virt.dtb",
+                            serial=f"file:{self.console}")
         self.started = time.monotonic()
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

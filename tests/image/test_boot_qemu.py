@@ -275,7 +275,7 @@ def test_data_survives_reboot(guest: Guest, state: dict, built: Built) -> None:
     console = guest.console.read_text(errors="replace")
     # The initramfs replayed only buses and storage (overlays/…/init-top/udev).
     assert "cydynni: initramfs coldplug of buses and storage only" in console
-    # U-Boot took /config/bootdelay = 0 from its DTB (image/qemu.py control_dtb, as the Pi's
+    # U-Boot took /config/bootdelay = 0 from its DTB (image/qemu.py boot_command, as the Pi's
     # firmware DTBs carry it): no 2 s countdown before boot.scr.
     assert re.search(r"Hit any key to stop autoboot: +0 *\n", console), console[:3000]
     # The first boot's journal is still there for support (journalctl fails without it).
