@@ -92,6 +92,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server_url", "", "Community server offered by `hub admin provision` when no "
             "--url is given (the provisioned link lives in <data_dir>/sync/link.json)."),
     Setting("sync_interval", 3600, "Seconds between server sync runs."),
+    Setting("sync_start_delay", 60, "Seconds after the worker starts before its first "
+            "automatic sync run (provisioning, a resumed download, a run due while off); "
+            "a run asked for through the API starts at once."),
     Setting("sync_max_bytes", 64 * 1024 * 1024, "Most bytes one sync run downloads (the rest "
             "follows in the next run)."),
     Setting("sync_connect_timeout", 10, "Seconds to connect to the server."),

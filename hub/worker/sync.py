@@ -8,6 +8,10 @@ One run at a time (the thread, and the sync lock across processes). A run starts
 - `next_run` has come: `sync_interval` after a good run, `sync_retry_min` doubling per
   failure up to `sync_retry_max` after a failed one, `sync_retry_min` when the byte cap left
   more to fetch.
+Only an API request runs in the first `sync_start_delay` seconds after the worker starts:
+the rest (provisioning, resuming, a run that fell due while the hub was off) is boot work
+that can wait until the hub is ready. The first run loads the feed engine and numpy, which
+competed with the web and the worker's first heartbeat for the guest's CPU at every boot.
 The service subscribes to no topics. `stop()` asks the run to stop between chunks (a full
 download keeps its checkpoint and resumes next time).
 """
@@ -34,7 +38,8 @@ class SyncService:
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
         self.busy_until = 0.0
-        self.first_tick = True
+        self.quiet_until = time.time() + ctx.config.sync_start_delay
+        self.first_tick = True  # the first tick after the quiet start
 
     def topics(self) -> list[str]:
         return []
@@ -46,7 +51,6 @@ class SyncService:
         if self.stopping.is_set() or (self.thread and self.thread.is_alive()):
             return
         due = self._due(now)
-        self.first_tick = False
         if not due:
             return
         self.thread = threading.Thread(target=self._run, name="hub-sync", daemon=True)
@@ -56,11 +60,15 @@ class SyncService:
         if now < self.busy_until:
             return False
         if self.store.take_run_request():
+            self.first_tick = False
             return True
+        if now < self.quiet_until:
+            return False
+        first, self.first_tick = self.first_tick, False
         status = self.store.status()
         if self.store.link() is None and self.store.pending_request() is None:
             return False
-        if self.first_tick and self.store.has_partial():
+        if first and self.store.has_partial():
             return True  # a download that died with its process: resume it now
         return now >= float(status.get("next_run", 0) or 0)
 

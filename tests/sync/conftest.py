@@ -14,7 +14,7 @@ from hub.sync.store import ProvisionRequest
 from tests.sync.harness import FaultProxy, RemoteHub, start_remote
 
 FAST_SYNC = {"sync_connect_timeout": 3, "sync_read_timeout": 3, "sync_window": 1,
-             "sync_min_bytes_per_s": 20_000, "sync_retry_min": 60}
+             "sync_min_bytes_per_s": 20_000, "sync_retry_min": 60, "sync_start_delay": 0}
 
 
 @pytest.fixture(scope="session")

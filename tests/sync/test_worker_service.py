@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+from hub.config import Config
+from hub.context import HubContext
+from hub.worker.sync import SyncService
 from tests.hub.test_worker import processed, publish_all, publisher, worker_config, worker_thread
 from tests.sync.conftest import local_files, mapped
 
@@ -42,3 +45,22 @@ def test_the_worker_loads_the_sync_code_only_for_a_run():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
+
+
+def test_automatic_runs_wait_for_the_quiet_start_but_an_api_run_does_not(linked):
+    """After a (re)start the worker leaves its first automatic run (here: due at once, the
+    link is new) until `sync_start_delay` has passed: boot work that can wait until the hub
+    is ready (issue 12). A run asked for through the API starts at once."""
+    ctx = HubContext(Config({**linked.config, "sync_start_delay": 60}, linked.config.source))
+    try:
+        service = SyncService(ctx, publish=None)
+        started = service.quiet_until - 60
+        assert SyncService(linked, publish=None)._due(time.time() + 1)  # no delay: due
+        assert not service._due(started + 1)
+        assert not service._due(started + 59)
+        ctx.sync.request_run()
+        assert service._due(started + 2)
+        assert not ctx.sync.take_run_request()  # the request was taken by that run
+        assert service._due(started + 60)
+    finally:
+        ctx.close()
