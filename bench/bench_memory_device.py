@@ -162,7 +162,7 @@ def main() -> int:
             guest.wait_ssh(timeout=300)
             print(f"first boot of {built.image.name}: hub ready after {ready:.1f} s")
             device = Device(guest)
-            time.sleep(30)  # first-boot work after "ready" (the sync thread's first try)
+            time.sleep(30)  # first-boot work after "ready" settles (not the sync: 60 s)
             idle = {name: device.rss(unit) for name, unit in UNITS.items()}
             publisher = mqtt.Client(CallbackAPIVersion.VERSION2,
                                     client_id=f"bench-mem-device-{uuid.uuid4().hex}")
