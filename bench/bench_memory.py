@@ -50,14 +50,19 @@ REFERENCE_IMPORTS = "import bottle, cheroot.wsgi, paho.mqtt.client, redis, pymys
 AS_DEPLOYED = os.environ.get("BENCH_AS_DEPLOYED", "1") != "0"
 
 
-def status_mb(pid: int) -> dict[str, float]:
-    """The memory fields of /proc/<pid>/status (VmRSS, VmHWM, RssAnon, RssFile…) in MB."""
+def status_fields_mb(status: str) -> dict[str, float]:
+    """The memory fields of a /proc/<pid>/status text (VmRSS, VmHWM, RssAnon, RssFile…) in
+    MB."""
     fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in status.splitlines():
         key, _, value = line.partition(":")
         if value.strip().endswith("kB"):
             fields[key] = int(value.split()[0]) / 1024
     return fields
+
+
+def status_mb(pid: int) -> dict[str, float]:
+    return status_fields_mb(Path(f"/proc/{pid}/status").read_text())
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -100,17 +105,20 @@ def _answers(port: int) -> bool:
         return False
 
 
+def day_message(i: int, t0: int) -> str:
+    """Message i of the simulated day: FEEDS readings with their time (10 s apart)."""
+    doc: dict[str, float] = {f"p{k}": 100.0 + k + (i % 360) / 10 for k in range(FEEDS)}
+    doc["time"] = t0 + 10 * i
+    return json.dumps(doc)
+
+
 def simulate_day(servers: Servers, t0: int) -> None:
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-mem-{uuid.uuid4().hex}")
     pub.username_pw_set(servers.mqtt_user, servers.mqtt_password)
     pub.max_inflight_messages_set(100)
     pub.connect("127.0.0.1", servers.mqtt_port)
     pub.loop_start()
-    infos = []
-    for i in range(DAY_MESSAGES):
-        doc = {f"p{k}": 100.0 + k + (i % 360) / 10 for k in range(FEEDS)}
-        doc["time"] = t0 + 10 * i
-        infos.append(pub.publish("emon/house", json.dumps(doc), qos=1))
+    infos = [pub.publish("emon/house", day_message(i, t0), qos=1) for i in range(DAY_MESSAGES)]
     for info in infos:
         info.wait_for_publish(120)
     pub.disconnect()

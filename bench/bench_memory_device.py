@@ -38,7 +38,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_memory import DAY_MESSAGES, FEEDS, REFERENCE_IMPORTS, WEB_ROUNDS
+from bench.bench_memory import (
+    DAY_MESSAGES,
+    FEEDS,
+    REFERENCE_IMPORTS,
+    WEB_ROUNDS,
+    day_message,
+    status_fields_mb,
+)
 from image import config as build_config
 from image.qemu import last_build
 from tests.image.guest import Guest
@@ -74,12 +81,8 @@ class Device:
     def rss(self, unit: str) -> dict[str, object]:
         """VmRSS, VmHWM, RssAnon, RssFile (MB) of a unit's main process; numpy mapped?"""
         pid = self.guest.ssh(f"systemctl show -p MainPID --value {unit}").stdout.strip()
-        status = self.guest.ssh(f"cat /proc/{pid}/status").stdout
-        fields: dict[str, object] = {}
-        for line in status.splitlines():
-            key, _, value = line.partition(":")
-            if value.strip().endswith("kB"):
-                fields[key] = int(value.split()[0]) / 1024
+        fields: dict[str, object] = {
+            **status_fields_mb(self.guest.ssh(f"cat /proc/{pid}/status").stdout)}
         maps = self.guest.ssh(f"grep -c _multiarray_umath /proc/{pid}/maps", check=False)
         fields["numpy"] = maps.stdout.strip() not in ("", "0")
         return fields
@@ -111,13 +114,6 @@ def logged_feeds(device: Device, publisher: mqtt.Client, t0: int) -> list[int]:
             raise SystemExit(f"[ERROR] input/process/set.json: {status} {done}")
         feeds.append(created["feedid"])
     return feeds
-
-
-def day_message(i: int, t0: int) -> str:
-    """The same readings as bench_memory.simulate_day's message i."""
-    doc: dict[str, float] = {f"p{k}": 100.0 + k + (i % 360) / 10 for k in range(FEEDS)}
-    doc["time"] = t0 + 10 * i
-    return json.dumps(doc)
 
 
 def simulate_day(device: Device, publisher: mqtt.Client, t0: int) -> None:
