@@ -1,11 +1,11 @@
 """Resumable, bounded download of one artifact onto /data.
 
 Bounded: never more bytes than the deployment announced (an endless or padded body is cut
-off and fails the hash), free space checked first, connect/read timeouts, a minimum
-average throughput over a window (a slow drip is dropped), an overall deadline and a
-limited number of attempts. Resumable: the partial file is kept and the next attempt asks
-for the rest with an HTTP Range request; a server that ignores Range restarts it. The
-hash is checked over the whole file at the end, resumed or not.
+off and refused at once, without a retry), free space checked first, connect/read
+timeouts, a minimum average throughput over a window (a slow drip is dropped), an overall
+deadline and a limited number of attempts. Resumable: the partial file is kept and the
+next attempt asks for the rest with an HTTP Range request; a server that ignores Range
+restarts it. The hash is checked over the whole file at the end, resumed or not.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 class DownloadError(OtaError):
     """The artifact could not be fetched within the limits, or its hash is wrong."""
+
+
+class Overlong(DownloadError):
+    """The server announced or sent more bytes than the deployment said. A misbehaving or
+    hostile server, not a flaky link: refused at once, never retried. (A retry would ask
+    for a range past the end and report the server's 416 instead of the real cause.)"""
 
 
 class Cancelled(OtaError):
@@ -64,8 +70,8 @@ def _one_attempt(url: str, partial: Path, size: int, headers: dict[str, str], li
             have, mode = 0, "wb"  # 200: the server sent the whole file again
         length = resp.headers.get("Content-Length")
         if length is not None and length.isdigit() and have + int(length) > size:
-            raise DownloadError(f"server announces {have + int(length)} bytes, the deployment "
-                                f"says {size}: refused")
+            raise Overlong(f"server announces {have + int(length)} bytes, the deployment "
+                           f"says {size}: refused")
         window_start, window_bytes = time.monotonic(), 0
         with partial.open(mode) as out:
             while True:
@@ -75,7 +81,7 @@ def _one_attempt(url: str, partial: Path, size: int, headers: dict[str, str], li
                 if not chunk:
                     break
                 if have + len(chunk) > size:
-                    raise DownloadError(f"server sent more than the announced {size} bytes")
+                    raise Overlong(f"server sent more than the announced {size} bytes")
                 out.write(chunk)
                 have += len(chunk)
                 window_bytes += len(chunk)
@@ -115,11 +121,12 @@ def fetch(url: str, dest: Path, *, size: int, hashes: dict[str, str], headers: d
             _one_attempt(url, partial, size, headers, limits, progress, should_stop, deadline)
         except Cancelled:
             raise
+        except Overlong:
+            partial.unlink(missing_ok=True)
+            raise
         except (DownloadError, urllib.error.URLError, OSError, TimeoutError) as exc:
             if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403, 404):
                 raise DownloadError(f"download refused: HTTP {exc.code}") from exc
-            if isinstance(exc, DownloadError) and "announces" in str(exc):
-                raise
             notes.append(f"attempt {attempt}: {exc}")
             if time.monotonic() > deadline or attempt == limits.attempts:
                 raise DownloadError(f"download failed after {attempt} attempts: {exc}") from exc

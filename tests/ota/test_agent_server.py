@@ -210,6 +210,10 @@ def test_t6_cuts_off_oversized_and_endless_bodies(hub: Hub, publish, make_bundle
     deploy(hub, publish, make_bundle(counter=1008))
     hub.cycles()
     expect_refused(hub, reason)
+    # A server that overshoots is refused, not retried: a retry would ask for a range past
+    # the end, and its 416 would hide the cause. Nothing of its body stays on /data.
+    assert (hub.faults.downloads, hub.faults.range_requests) == (1, 0)
+    assert not list(hub.agent.bundle_path.parent.glob("*.partial"))
 
 
 def test_t7_gives_up_on_a_slow_drip(hub: Hub, publish, make_bundle) -> None:
