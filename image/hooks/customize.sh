@@ -3,7 +3,8 @@
 # cores), build the one initramfs, link the DTBs for U-Boot and fetch the .debs whose files
 # go onto the boot FAT.
 # Environment: CYDYNNI_INITRAMFS_MODULES (file), CYDYNNI_INITRAMFS_OVERLAY (the overlay's
-# etc/initramfs-tools), CYDYNNI_BOOT_DEBS (output directory).
+# etc/initramfs-tools), CYDYNNI_BOOT_DEBS (output directory), CYDYNNI_NATIVE_PYTHON (the
+# suite's python3-minimal for the build host, unpacked by image/bootstrap.py).
 set -eu
 root="$1"
 
@@ -18,19 +19,22 @@ for path in /usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/sbin/update-init
 done
 
 # Every module the packages' postinsts would have byte-compiled (the root is read-only on
-# the device, so a missing .pyc would be compiled again at every start), in two emulated
-# Pythons fed like py3compile's worker; these, the hwdb and the CA links run beside
-# depmod and the initramfs.
+# the device, so a missing .pyc would be compiled again at every start), by the same
+# Python version built for this host (image/bootstrap.py unpacked it into
+# $CYDYNNI_NATIVE_PYTHON; hooks/pycompile.py checks the version and magic): a .pyc does
+# not depend on the CPU, and natively this takes ~2 s instead of ~100 CPU-seconds under
+# qemu-user.  The root is bind-mounted at /target in a mount namespace of its own, so the
+# mount ends with the command.  It, the hwdb and the CA links run beside depmod and the
+# initramfs.
 started=$(date +%s)
 pids=""
 trap 'kill $pids 2>/dev/null || true' EXIT
 chroot "$root" find /usr/lib/python3.13 /usr/lib/python3/dist-packages /usr/share/python3 \
     -name '*.py' -xtype f | sort > "$root/tmp/cydynni-py"
-split --number=r/2 "$root/tmp/cydynni-py" "$root/tmp/cydynni-py."
-for part in "$root"/tmp/cydynni-py.*; do
-    (umask 022; chroot "$root" /usr/bin/python3.13 -E -S -m py_compile - < "$part") &
-    pids="$pids $!"
-done
+(umask 022; unshare --mount --propagation private sh -eu -c \
+    'mount --bind "$1" "$2/target"; exec chroot "$2" /usr/bin/python3 -E -S /pycompile.py /target 3.13' \
+    sh "$root" "$CYDYNNI_NATIVE_PYTHON" < "$root/tmp/cydynni-py") &
+pids="$pids $!"
 chroot "$root" systemd-hwdb --usr update &
 pids="$pids $!"
 chroot "$root" update-ca-certificates --fresh &

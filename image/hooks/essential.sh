@@ -25,7 +25,8 @@ postpone /usr/sbin/update-initramfs
 postpone /usr/bin/mariadb-install-db
 postpone /usr/sbin/mariadbd
 # dpkg configures one package at a time, so one core idles; these run once in customize.sh,
-# side by side: byte-compilation (one emulated Python start per package otherwise, 236 s),
+# side by side: byte-compilation (natively there; one emulated Python start per package
+# otherwise, 236 s),
 # update-ca-certificates (the postinst runs it twice), the hwdb and depmod.
 postpone /usr/bin/py3compile
 postpone /usr/sbin/update-ca-certificates

@@ -3,14 +3,19 @@ disk layout, apt sources, the boot script's syntax."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import marshal
+import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from image import bootstrap, config, disk, stages
 from image.errors import ConfigError
+from image.hooks import pycompile
 
 BASE_ENV = {"MIRROR": "http://mirror.invalid/debian", "IMG_VERSION": "1.0", "GIT_COMMIT": "abc"}
 
@@ -123,3 +128,54 @@ def test_boot_script_compiles(tmp_path: Path) -> None:
                    check=True, capture_output=True)
     text = (config.REPO_DIR / "overlays/boot/boot.cmd").read_text()
     assert "'" not in text, "U-Boot hush mis-parses apostrophes, even in comments"
+
+
+def test_native_byte_compile_reads_the_targets_files_and_checks_its_magic(tmp_path: Path
+                                                                           ) -> None:
+    """hooks/pycompile.py compiles a foreign root from outside it: an absolute symlink
+    (sitecustomize.py -> /etc/...) must resolve inside the root, and a Python whose magic
+    is not the target's must refuse rather than write .pyc files the device would reject."""
+    root = tmp_path / "root"
+    lib = root / "usr/lib/python3.99"
+    (lib / "importlib").mkdir(parents=True)
+    (root / "etc/python3.99").mkdir(parents=True)
+    (root / "etc/python3.99/sitecustomize.py").write_text("TARGET = True\n")
+    (lib / "sitecustomize.py").symlink_to("/etc/python3.99/sitecustomize.py")
+    (lib / "alias.py").symlink_to("../python3.99/./sitecustomize.py")
+    (lib / "importlib/_bootstrap_external.py").write_text(
+        "MAGIC_NUMBER = (3571).to_bytes(2, 'little') + b'\\r\\n'\n")
+    real = root / "etc/python3.99/sitecustomize.py"
+    assert pycompile.inside(root, "/usr/lib/python3.99/sitecustomize.py") == real
+    assert pycompile.inside(root, "/usr/lib/python3.99/alias.py") == real
+    assert pycompile.target_magic(root, "3.99") == b"\xf3\r\r\n"
+    run = subprocess.run([sys.executable, "-E", "-S", pycompile.__file__, str(root), "3.99"],
+                         input="/usr/lib/python3.99/sitecustomize.py\n", capture_output=True,
+                         text=True)
+    assert run.returncode != 0 and "would be rejected" in run.stderr
+    assert not list(root.rglob("*.pyc"))
+
+
+def test_native_byte_compile_writes_what_the_target_would(tmp_path: Path) -> None:
+    """With a matching version and magic (here: this Python's own), the .pyc lands next to
+    the path the target imports, with the target file's mtime/size and that path as the
+    code's file name."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    number = int.from_bytes(importlib.util.MAGIC_NUMBER[:2], "little")
+    root = tmp_path / "root"
+    lib = root / f"usr/lib/python{version}"
+    (lib / "importlib").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "etc/site.py").write_text("TARGET = True\n")
+    (lib / "sitecustomize.py").symlink_to("/etc/site.py")
+    (lib / "importlib/_bootstrap_external.py").write_text(
+        f"MAGIC_NUMBER = ({number}).to_bytes(2, 'little') + b'\\r\\n'\n")
+    name = f"/usr/lib/python{version}/sitecustomize.py"
+    run = subprocess.run([sys.executable, "-E", "-S", pycompile.__file__, str(root), version],
+                         input=name + "\n", capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    pyc = root / importlib.util.cache_from_source(name).lstrip("/")
+    data = pyc.read_bytes()
+    st = (root / "etc/site.py").stat()
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert struct.unpack("<3I", data[4:16]) == (0, int(st.st_mtime), st.st_size)
+    assert marshal.loads(data[16:]).co_filename == name

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from image.hooks import pycompile
 from image.qemu import Built
 
 LABELS = {1: ("vfat", "CYDYNNIBOOT"), 2: ("ext4", "cydynni-root-a"),
@@ -211,12 +212,14 @@ def test_initramfs_udev_script_is_debians_but_for_the_coldplug(root_a: Path) -> 
 
 
 def test_every_debian_python_module_has_a_valid_pyc(root_a: Path) -> None:
-    """The root is read-only: a module whose .pyc is missing or stale (header mtime/size not
-    the source's, what the import system checks) is compiled again in memory at every start.
-    The build byte-compiles these once, after the packages are in (image/hooks)."""
+    """The root is read-only: a module whose .pyc is missing or stale (another magic than the
+    image's Python's, or header mtime/size not the source's: what the import system checks)
+    is compiled again in memory at every start.  The build byte-compiles these once, after
+    the packages are in, with a native Python of the same version (image/hooks)."""
     stdlib = [d for d in (root_a / "usr/lib").glob("python3.*") if (d / "os.py").is_file()]
     assert len(stdlib) == 1, stdlib
     tag = "cpython-" + stdlib[0].name.removeprefix("python").replace(".", "")
+    magic = pycompile.target_magic(root_a, stdlib[0].name.removeprefix("python"))
     checked, bad = 0, []
     for base in (stdlib[0], root_a / "usr/lib/python3/dist-packages", root_a / "usr/share/python3"):
         for source in base.rglob("*.py"):
@@ -227,7 +230,8 @@ def test_every_debian_python_module_has_a_valid_pyc(root_a: Path) -> None:
             header = pyc.read_bytes()[:16] if pyc.is_file() else b""
             st = real.stat()
             expect = (0, int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
-            if len(header) < 16 or struct.unpack("<3I", header[4:16]) != expect:
+            if (len(header) < 16 or header[:4] != magic
+                    or struct.unpack("<3I", header[4:16]) != expect):
                 bad.append(str(source.relative_to(root_a)))
             checked += 1
     assert checked > 900
