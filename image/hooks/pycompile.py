@@ -16,6 +16,7 @@ module that does not compile, as `python3 -m py_compile -` does.
 from __future__ import annotations
 
 import importlib.util
+import os
 import py_compile
 import re
 import sys
@@ -35,28 +36,17 @@ def target_magic(root: Path, version: str) -> bytes:
     return int(found.group(1)).to_bytes(2, "little") + b"\r\n"
 
 
-def inside(root: Path, path: str, hops: int = 40) -> Path:
-    """`path` as the target resolves it: its symlinks followed within `root`, absolute ones
-    too (/usr/lib/python3.13/sitecustomize.py -> /etc/python3.13/sitecustomize.py must read
-    the target's file, not this Python's)."""
-    parts, done = [p for p in path.split("/") if p], Path("/")
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            done = done.parent
-            continue
-        link = root / done.relative_to("/") / part
-        if link.is_symlink():
-            hops -= 1
-            if hops < 0:
-                sys.exit(f"pycompile: too many symlinks in {path}")
-            target = str(link.readlink())
-            if target.startswith("/"):
-                done = Path("/")
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        done = done / part
-    return root / done.relative_to("/")
+def inside(root: Path, path: Path) -> Path:
+    """`path` (a file under `root`) as the target resolves it: a symlink is followed with
+    `root` as /, so /usr/lib/python3.13/sitecustomize.py -> /etc/python3.13/sitecustomize.py
+    reads the target's file, not this Python's.  Only the last component can be a link:
+    customize.sh lists files with `find`, which does not descend into linked directories."""
+    for _ in range(40):
+        if not path.is_symlink():
+            return path
+        target = Path(os.readlink(path))
+        path = root / target.relative_to("/") if target.is_absolute() else path.parent / target
+    raise RuntimeError(f"symlink loop at {path}")
 
 
 def main() -> int:
@@ -70,7 +60,7 @@ def main() -> int:
     started = time.monotonic()
     paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for path in paths:
-        py_compile.compile(str(inside(root, path)),
+        py_compile.compile(str(inside(root, root / path.lstrip("/"))),
                            cfile=f"{root}{importlib.util.cache_from_source(path)}",
                            dfile=path, doraise=True,
                            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from image.hooks import pycompile
+from image.hooks.pycompile import inside
 from image.qemu import Built
 
 LABELS = {1: ("vfat", "CYDYNNIBOOT"), 2: ("ext4", "cydynni-root-a"),
@@ -159,16 +160,6 @@ def test_no_secrets_in_image(root_a: Path, partitions: dict[int, Path]) -> None:
     assert names <= {".", "..", "lost+found"}, "data partition ships empty"
 
 
-def inside(root: Path, path: Path) -> Path:
-    """Follow symlinks as the device would, with `root` as /."""
-    for _ in range(40):
-        if not path.is_symlink():
-            return path
-        target = Path(os.readlink(path))
-        path = root / target.relative_to("/") if target.is_absolute() else path.parent / target
-    raise AssertionError(f"symlink loop at {path}")
-
-
 def test_every_sysv_script_has_a_native_unit(root_a: Path) -> None:
     """roles/base masks systemd-sysv-generator (one generator less on every boot's serial
     path), so an /etc/init.d script without a native unit of the same name would silently
@@ -218,8 +209,9 @@ def test_every_debian_python_module_has_a_valid_pyc(root_a: Path) -> None:
     the packages are in, with a native Python of the same version (image/hooks)."""
     stdlib = [d for d in (root_a / "usr/lib").glob("python3.*") if (d / "os.py").is_file()]
     assert len(stdlib) == 1, stdlib
-    tag = "cpython-" + stdlib[0].name.removeprefix("python").replace(".", "")
-    magic = pycompile.target_magic(root_a, stdlib[0].name.removeprefix("python"))
+    version = stdlib[0].name.removeprefix("python")
+    tag = "cpython-" + version.replace(".", "")
+    magic = pycompile.target_magic(root_a, version)
     checked, bad = 0, []
     for base in (stdlib[0], root_a / "usr/lib/python3/dist-packages", root_a / "usr/share/python3"):
         for source in base.rglob("*.py"):
